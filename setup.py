@@ -1,0 +1,26 @@
+"""pip install for use without ROS (the ROS 2 build uses package.xml and CMakeLists.txt)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vqhps_ros",
+    version="0.1.0",
+    description="Real-time human mesh recovery (VQ-HPS) for ROS 2 robots",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vqhps_ros", "vqhps_ros.*"]),
+    install_requires=[
+        "numpy>=1.22",
+        "torch>=2.1",
+        "scipy>=1.8",
+        "opencv-python-headless>=4.5",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
+        "dev": ["pytest>=7", "ruff>=0.4"],
+    },
+    entry_points={"console_scripts": ["vqhps-ros=vqhps_ros.cli:main"]},
+)

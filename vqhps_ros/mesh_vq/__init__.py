@@ -1,0 +1,23 @@
+"""Mesh-VQ-VAE: the mesh tokenizer of VQ-HPS, compatible with the official checkpoints."""
+
+from .checkpoint import load_mesh_vqvae, load_mesh_vqvae_state, save_mesh_vqvae
+from .config import MeshVQConfig
+from .connections import Connection, chain_connections, load_connections, parse_connection, save_connections
+from .model import MeshVQOutput, MeshVQVAE
+from .quantizer import VectorQuantizerEMA, perplexity
+
+__all__ = [
+    "Connection",
+    "MeshVQConfig",
+    "MeshVQOutput",
+    "MeshVQVAE",
+    "VectorQuantizerEMA",
+    "chain_connections",
+    "load_connections",
+    "load_mesh_vqvae",
+    "load_mesh_vqvae_state",
+    "parse_connection",
+    "perplexity",
+    "save_connections",
+    "save_mesh_vqvae",
+]
