@@ -49,12 +49,17 @@ def _check_vertex_count(model: MeshVQVAE, state: Mapping[str, torch.Tensor], sou
 
 def load_mesh_vqvae(path: str | Path, connections_dir: str | Path | None = None,
                     config: MeshVQConfig | None = None) -> MeshVQVAE:
-    """Build a MeshVQVAE from a checkpoint, in eval mode on the CPU.
+    """Build a MeshVQVAE from a checkpoint file, in eval mode on the CPU.
 
     Official checkpoints need `connections_dir` (the MeshConvolution files); package checkpoints carry theirs.
     `config` defaults to the one stored in the file, else the official "medium" configuration.
     """
-    data = read_checkpoint(path)
+    return mesh_vqvae_from_payload(read_checkpoint(path), str(path), connections_dir, config)
+
+
+def mesh_vqvae_from_payload(data: dict, source: str, connections_dir: str | Path | None = None,
+                            config: MeshVQConfig | None = None) -> MeshVQVAE:
+    """Build a MeshVQVAE from a loaded checkpoint dict (a file's content, or an entry nested in another file)."""
     stored = data.get(PACKAGE_KEY, {})
     if config is None:
         config = MeshVQConfig.from_dict(stored["config"]) if "config" in stored else MeshVQConfig()
@@ -65,23 +70,25 @@ def load_mesh_vqvae(path: str | Path, connections_dir: str | Path | None = None,
         connections = chain_connections([(name, np.asarray(tables[name])) for name in config.connection_layers])
     else:
         raise CheckpointError(
-            f"{path} stores no connection matrices (an official checkpoint?): pass the folder of the "
+            f"{source} stores no connection matrices (an official checkpoint?): pass the folder of the "
             "MeshConvolution _pool*/_unpool* files"
         )
     model = MeshVQVAE(config, connections)
-    load_mesh_vqvae_state(model, extract_state_dict(data, str(path)), str(path))
+    load_mesh_vqvae_state(model, extract_state_dict(data, source), source)
     return model.eval()
 
 
-def save_mesh_vqvae(model: MeshVQVAE, path: str | Path, **extra) -> None:
-    """Write the official layout plus this package's config and connections, atomically.
-
-    `extra` entries (loss, epoch, optimizer state, ...) are stored at the top level, as upstream does.
-    """
+def mesh_vqvae_payload(model: MeshVQVAE, **extra) -> dict:
+    """The official layout plus this package's config and connections; `extra` (loss, epoch, ...) at top level."""
     data = {"model": model.state_dict(), "loss": extra.pop("loss", float("nan")), **extra}
     data[PACKAGE_KEY] = {
         "format": FORMAT_VERSION,
         "config": model.config.to_dict(),
         "connections": {c.name: torch.from_numpy(c.to_array()) for c in model.connections},
     }
-    atomic_torch_save(data, path)
+    return data
+
+
+def save_mesh_vqvae(model: MeshVQVAE, path: str | Path, **extra) -> None:
+    """Write `mesh_vqvae_payload(model, **extra)` atomically."""
+    atomic_torch_save(mesh_vqvae_payload(model, **extra), path)

@@ -43,7 +43,7 @@ class MeshVQConfig:
                 f"{len(self.residual_rates)}"
             )
         if self.num_layers % 2:
-            raise InputError(f"the autoencoder needs an even number of layers (encoder, decoder), got {self.num_layers}")
+            raise InputError(f"the autoencoder needs an even layer count (encoder, decoder), got {self.num_layers}")
         for index, rate in enumerate(self.residual_rates):
             if not 0.0 <= rate <= 1.0:
                 raise InputError(f"residual_rates[{index}] must be in [0, 1], got {rate}")

@@ -1,0 +1,86 @@
+"""VQ-HPS inference: crops -> token logits -> argmax tokens -> Mesh-VQ-VAE decode -> rotated mesh (and joints)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..mesh_vq import MeshVQVAE
+from .regressor import CROP_SIZE, POSE_INIT_DIM, MeshRegressor
+from .rotation import rotation_6d_to_matrix
+
+
+class HPSOutput(NamedTuple):
+    """Per crop; the mesh is in the crop's camera orientation, centred on its vertex centroid (metres)."""
+
+    logits: torch.Tensor  # (B, T, K)
+    indices: torch.Tensor  # (B, T) int64 codebook indices
+    token_confidence: torch.Tensor  # (B, T) softmax probability of the chosen index
+    rot6d: torch.Tensor  # (B, 6)
+    rotmat: torch.Tensor  # (B, 3, 3)
+    cam: torch.Tensor  # (B, 3) weak-perspective [s, tx, ty]
+    verts_canonical: torch.Tensor  # (B, V, 3) decoded mesh, no global orientation
+    verts: torch.Tensor  # (B, V, 3) rotmat @ verts_canonical
+    joints: torch.Tensor | None  # (B, J, 3) joint_regressor @ verts, when a regressor is set
+
+
+class VQHPS(nn.Module):
+    """The whole network of one person crop: regressor + frozen Mesh-VQ-VAE decoder + optional joint regressor.
+
+    pose_init: (51,) the 17 H36M joints of the T-pose mesh, the regressor's second input (a constant at inference).
+    joint_regressor: (J, V) matrix applied to the rotated mesh.
+    """
+
+    def __init__(self, regressor: MeshRegressor, mesh_vqvae: MeshVQVAE, pose_init: torch.Tensor,
+                 joint_regressor: torch.Tensor | None = None, joint_names: tuple[str, ...] = ()):
+        super().__init__()
+        self.regressor = regressor
+        self.mesh_vqvae = mesh_vqvae
+        pose_init = torch.as_tensor(pose_init, dtype=torch.float32).reshape(-1)
+        if pose_init.numel() != POSE_INIT_DIM:
+            raise InputError(f"pose_init must hold {POSE_INIT_DIM} numbers (17 joints x 3), got {pose_init.numel()}")
+        self.register_buffer("pose_init", pose_init, persistent=False)
+        if joint_regressor is not None:
+            joint_regressor = torch.as_tensor(joint_regressor, dtype=torch.float32)
+            if joint_regressor.ndim != 2 or joint_regressor.shape[1] != mesh_vqvae.num_vertices:
+                raise InputError(
+                    f"the joint regressor must be (joints, {mesh_vqvae.num_vertices}) for this mesh, "
+                    f"got {tuple(joint_regressor.shape)}"
+                )
+            if joint_names and len(joint_names) != joint_regressor.shape[0]:
+                raise InputError(f"{len(joint_names)} joint names for {joint_regressor.shape[0]} regressor rows")
+        self.register_buffer("joint_regressor", joint_regressor, persistent=False)
+        self.joint_names = tuple(joint_names)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.mesh_vqvae.num_vertices
+
+    def set_official_batching(self, enabled: bool) -> None:
+        """Upstream's batch-coupled token head (reproduces the paper's batched evaluation); off by default."""
+        self.regressor.transformer.dec_head.official_batching = enabled
+
+    def forward(self, crops: torch.Tensor) -> HPSOutput:
+        """crops: (B, 3, 224, 224) ImageNet-normalised RGB."""
+        _check_crops(crops)
+        pose_init = self.pose_init.to(crops.dtype).expand(crops.shape[0], -1)
+        logits, rot6d, cam = self.regressor(crops, pose_init)
+        indices = logits.argmax(dim=-1)
+        confidence = torch.softmax(logits.float(), dim=-1).gather(-1, indices.unsqueeze(-1)).squeeze(-1)
+        with torch.no_grad():
+            verts_canonical = self.mesh_vqvae.decode_latent(self.mesh_vqvae.vq_vae.lookup(indices))
+        rotmat = rotation_6d_to_matrix(rot6d)
+        verts = torch.matmul(verts_canonical.to(rotmat.dtype), rotmat.transpose(1, 2))
+        joints = None if self.joint_regressor is None else torch.matmul(self.joint_regressor.to(verts.dtype), verts)
+        return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
+
+
+def _check_crops(crops: torch.Tensor) -> None:
+    if not isinstance(crops, torch.Tensor) or not crops.is_floating_point():
+        found = crops.dtype if isinstance(crops, torch.Tensor) else type(crops).__name__
+        raise InputError(f"expected floating-point crops (B, 3, {CROP_SIZE}, {CROP_SIZE}), got {found}")
+    if crops.ndim != 4 or tuple(crops.shape[1:]) != (3, CROP_SIZE, CROP_SIZE):
+        raise InputError(f"expected crops of shape (B, 3, {CROP_SIZE}, {CROP_SIZE}), got {tuple(crops.shape)}")
