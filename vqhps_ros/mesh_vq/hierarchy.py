@@ -12,7 +12,9 @@ This generator keeps that structure and lets the caller choose the number of poi
 1. Distances are shortest paths along the template's edges. With the default metric "relative" an edge weighs its
    length over the mean edge length at its two ends, so one step costs about 1 wherever the template is dense or
    coarse: sampling then follows the template's resolution (more points on a detailed face or hands), as the
-   official hop counts do. The metric "length" uses plain edge lengths (sampling uniform in surface area).
+   official hop counts do. The metric "length" uses plain edge lengths (sampling uniform in surface area), which
+   crowds the rows of finely meshed regions. The local scale is per vertex, not per direction: long thin
+   triangles still make balls reach more vertices across them than along them.
 2. One farthest-point ordering of the vertices, from a seeded start vertex; level l is its first N_l vertices, so
    every level is a subset of the finer ones and an h_l-net: every vertex lies within the covering radius h_l of a
    level point, and level points are at least h_l apart.
@@ -24,9 +26,11 @@ This generator keeps that structure and lets the caller choose the number of poi
 Rows are sorted by distance, so a row's first neighbour is its own point (pool and convolution rows alike).
 
 Disconnected templates (separate eyes, teeth, unreferenced vertices): the components are joined by "bridge" edges
-between their closest vertices (Euclidean), smallest components first, until the graph is connected. Distances
-then cross the gaps, so a small component shares the coarse points of the body next to it instead of taking a
-token of its own, and every vertex is reachable from every level. Convolutions at level 0 use real edges only.
+between their closest vertices (Euclidean), weighed like mesh edges, until the graph is connected. Distances then
+cross the gaps, so a small component next to the body shares the body's coarse points instead of taking a token
+of its own, every vertex is pooled at every level, and nothing needs one point per component. A component far
+from everything else is far in the metric too and gets level points of its own. Level-0 convolutions use real
+edges only (an unreferenced vertex reads itself there).
 Degenerate faces are harmless: repeated corner ids add no edge, and zero-length edges weigh a tiny positive
 amount, so coincident vertices are neighbours but never tie with a point's distance to itself.
 """
@@ -57,7 +61,7 @@ LEVELS_FILE = "hierarchy_levels.npz"
 _MIN_EDGE_WEIGHT = 1e-6
 # Components this small find their nearest outside vertex with one k-nearest query instead of their own KD-tree.
 _SMALL_COMPONENT = 32
-# Distance matrices from this many sources at once bound memory at (chunk, V) floats.
+# Dijkstra from several sources returns a dense (sources, V) array: this bounds its number of values.
 _DIJKSTRA_CHUNK_VALUES = 4_000_000
 # The first distance limit, in covering radii: enough for the default targets on well-sampled meshes.
 _FIRST_LIMIT = 3.0
@@ -72,7 +76,7 @@ class MeshHierarchy:
     covering_radii: (L + 1) every vertex lies within this distance of a point of the level (0 for level 0).
     conv_radii: (L + 1) the farthest neighbour a convolution row of the level may read.
     pool_radii: (L) the farthest finer point a pool row of level l + 1 may read.
-    Distances are in the metric the hierarchy was built with (see the module docstring).
+    metric: the edge metric ("relative" or "length") every distance above is measured in.
     """
 
     connections: tuple[Connection, ...]
