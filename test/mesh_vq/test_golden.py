@@ -1,5 +1,7 @@
 """Parity with the official Mesh-VQ-VAE: same weights in, same numbers out."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -58,11 +60,8 @@ def test_each_sample_is_independent_of_the_batch(golden_mesh_vqvae, vqvae_case):
 
 @torch.no_grad()
 def test_float16_decode_stays_close(golden_mesh_vqvae, vqvae_case):
-    half = golden_mesh_vqvae.to(torch.float16)
-    try:
-        verts = half.decode(vqvae_case["indices_in"])
-    finally:
-        golden_mesh_vqvae.float()
+    half = copy.deepcopy(golden_mesh_vqvae).to(torch.float16)  # a copy: the fixture is shared
+    verts = half.decode(vqvae_case["indices_in"])
     assert verts.dtype == torch.float16
     error = (verts.float() - vqvae_case["verts_from_indices"]).abs().max().item()
     assert error < 0.05, f"float16 decode differs by {error} (outputs of magnitude ~5)"
@@ -71,13 +70,10 @@ def test_float16_decode_stays_close(golden_mesh_vqvae, vqvae_case):
 @pytest.mark.gpu
 @torch.no_grad()
 def test_cuda_float32_and_float16_match_the_reference(golden_mesh_vqvae, vqvae_case):
-    model = golden_mesh_vqvae.to("cuda")
-    try:
-        indices = model.encode(vqvae_case["verts"].cuda())
-        verts = model.decode(vqvae_case["indices_in"].cuda()).cpu()
-        half_verts = model.half().decode(vqvae_case["indices_in"].cuda()).float().cpu()
-    finally:
-        golden_mesh_vqvae.float().to("cpu")
+    model = copy.deepcopy(golden_mesh_vqvae).to("cuda")
+    indices = model.encode(vqvae_case["verts"].cuda())
+    verts = model.decode(vqvae_case["indices_in"].cuda()).cpu()
+    half_verts = model.half().decode(vqvae_case["indices_in"].cuda()).float().cpu()
     assert torch.equal(indices.cpu(), vqvae_case["indices"])
     np.testing.assert_allclose(verts, vqvae_case["verts_from_indices"], atol=VERTEX_TOLERANCE, rtol=0)
     assert (half_verts - vqvae_case["verts_from_indices"]).abs().max().item() < 0.05
