@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..checkpoints import atomic_torch_save, check_state_dict, extract_state_dict, read_checkpoint
 from ..errors import CheckpointError

@@ -1,0 +1,29 @@
+"""Body-model helpers: joint regressors and joint orders."""
+
+from .joints import (
+    H36M_17_JOINT_NAMES,
+    H36M_TO_J14,
+    H36M_TO_J17,
+    SMPL_24_JOINT_NAMES,
+    SMPL_VERTEX_COUNT,
+    ChumpyArray,
+    JointRegressor,
+    load_h36m_regressor,
+    load_regressor_matrix,
+    load_restricted_pickle,
+    load_smpl_regressor,
+)
+
+__all__ = [
+    "ChumpyArray",
+    "H36M_17_JOINT_NAMES",
+    "H36M_TO_J14",
+    "H36M_TO_J17",
+    "JointRegressor",
+    "SMPL_24_JOINT_NAMES",
+    "SMPL_VERTEX_COUNT",
+    "load_h36m_regressor",
+    "load_regressor_matrix",
+    "load_restricted_pickle",
+    "load_smpl_regressor",
+]
