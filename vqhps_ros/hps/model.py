@@ -37,6 +37,7 @@ class VQHPS(nn.Module):
     def __init__(self, regressor: MeshRegressor, mesh_vqvae: MeshVQVAE, pose_init: torch.Tensor,
                  joint_regressor: torch.Tensor | None = None, joint_names: tuple[str, ...] = ()):
         super().__init__()
+        _check_compatible(regressor, mesh_vqvae)
         self.regressor = regressor
         self.mesh_vqvae = mesh_vqvae
         pose_init = torch.as_tensor(pose_init, dtype=torch.float32).reshape(-1)
@@ -76,6 +77,15 @@ class VQHPS(nn.Module):
         verts = torch.matmul(verts_canonical.to(rotmat.dtype), rotmat.transpose(1, 2))
         joints = None if self.joint_regressor is None else torch.matmul(self.joint_regressor.to(verts.dtype), verts)
         return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
+
+
+def _check_compatible(regressor: MeshRegressor, mesh_vqvae: MeshVQVAE) -> None:
+    dims = regressor.config.transformer
+    if (dims.block_size, dims.dict_size) != (mesh_vqvae.num_tokens, mesh_vqvae.num_embeddings):
+        raise InputError(
+            f"the regressor predicts {dims.block_size} tokens over {dims.dict_size} codes, but the Mesh-VQ-VAE "
+            f"decodes {mesh_vqvae.num_tokens} tokens of a {mesh_vqvae.num_embeddings}-code codebook"
+        )
 
 
 def _check_crops(crops: torch.Tensor) -> None:
