@@ -1,0 +1,161 @@
+"""`vqhps-ros <command>`: the package's command line. Each command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import VqhpsError
+
+DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "vqhps_official"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args) or 0
+    except VqhpsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqhps-ros", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_demo(commands)
+    _add_train_mesh_vq(commands)
+    _add_build_connections(commands)
+    _add_train_hps(commands)
+    return parser
+
+
+def _add_demo(commands) -> None:
+    demo = commands.add_parser(
+        "demo", help="round-trip a mesh through the Mesh-VQ-VAE tokenizer and compare with the official outputs"
+    )
+    demo.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE_DIR,
+                      help="reference directory with the official cases, weight generator and connections")
+    demo.add_argument("--checkpoint", type=Path, help="a Mesh-VQ-VAE checkpoint (official or this package's)")
+    demo.add_argument("--connections", type=Path, help="connection matrix folder, for official checkpoints")
+    demo.add_argument("--meshes", type=Path, help="meshes to tokenize (.npz with 'vertices'), with --checkpoint")
+    demo.set_defaults(run=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import round_trip_checkpoint, round_trip_reference
+
+    if args.checkpoint:
+        report = round_trip_checkpoint(args.checkpoint, args.connections, args.meshes)
+    else:
+        report = round_trip_reference(args.reference)
+    print(report)
+    return 0
+
+
+def _add_train_mesh_vq(commands) -> None:
+    train = commands.add_parser("train-mesh-vq", help="train a Mesh-VQ-VAE on canonical meshes")
+    train.add_argument("--meshes", type=Path, required=True, help=".npz with 'vertices' (M, N, 3) or a folder")
+    train.add_argument("--validation", type=Path, help="validation meshes (default: hold out --val-fraction)")
+    train.add_argument("--val-fraction", type=float, default=0.1)
+    train.add_argument("--connections", type=Path, required=True, help="folder of _pool*/_unpool* matrices")
+    train.add_argument("--output", type=Path, required=True, help="checkpoint to write (official layout)")
+    train.add_argument("--resume", type=Path, help="a checkpoint written by this command")
+    train.add_argument("--config", type=Path, help="JSON of MeshVQConfig fields (default: official 'medium')")
+    from .train.mesh_vq import MeshVQTrainConfig
+
+    _add_dataclass_options(train, MeshVQTrainConfig)
+    train.set_defaults(run=_run_train_mesh_vq)
+
+
+def _run_train_mesh_vq(args) -> int:
+    import numpy as np
+
+    from .mesh_vq import MeshVQConfig, MeshVQVAE, load_connections
+    from .train.mesh_vq import MeshVQTrainConfig, load_meshes, train_mesh_vq
+
+    config = MeshVQConfig.from_dict(json.loads(args.config.read_text())) if args.config else MeshVQConfig()
+    model = MeshVQVAE(config, load_connections(args.connections, config.connection_layers))
+    meshes = load_meshes(args.meshes)
+    if args.validation:
+        train_meshes, validation_meshes = meshes, load_meshes(args.validation)
+    else:
+        order = np.random.default_rng(0).permutation(len(meshes))
+        held_out = max(1, int(round(args.val_fraction * len(meshes))))
+        train_meshes, validation_meshes = meshes[order[held_out:]], meshes[order[:held_out]]
+    history = train_mesh_vq(model, train_meshes, validation_meshes, args.output,
+                            _dataclass_from_args(MeshVQTrainConfig, args), resume=args.resume)
+    print(json.dumps(history.validation[-1]))
+    return 0
+
+
+def _add_build_connections(commands) -> None:
+    build = commands.add_parser("build-connections",
+                                help="connection matrices (mesh hierarchy) for any template mesh")
+    build.add_argument("--template", type=Path, required=True, help=".npz with 'vertices' (V, 3) and 'faces' (F, 3)")
+    build.add_argument("--levels", type=int, nargs="+", required=True,
+                       help="points per coarser level, e.g. 1925 400 54 (the finest level is the template)")
+    build.add_argument("--output", type=Path, required=True, help="folder for the _pool*/_unpool* files")
+    build.add_argument("--seed", type=int, default=0)
+    build.set_defaults(run=_run_build_connections)
+
+
+def _run_build_connections(args) -> int:
+    import numpy as np
+
+    from .errors import InputError
+    from .mesh_vq.hierarchy import build_mesh_hierarchy, save_hierarchy
+
+    with np.load(args.template, allow_pickle=False) as template:
+        missing = {"vertices", "faces"} - set(template.files)
+        if missing:
+            raise InputError(f"{args.template}: expected arrays 'vertices' and 'faces', missing {sorted(missing)}")
+        vertices, faces = template["vertices"], template["faces"]
+    hierarchy = build_mesh_hierarchy(vertices, faces, (len(vertices), *args.levels), seed=args.seed)
+    save_hierarchy(args.output, hierarchy)
+    print(f"wrote {len(hierarchy.connections)} connection matrices to {args.output}")
+    return 0
+
+
+def _add_train_hps(commands) -> None:
+    from .train.hps import HPSTrainConfig
+
+    train = commands.add_parser("train-hps", help="train the VQ-HPS regressor on a dataset (see the README)")
+    train.add_argument("--dataset", type=Path, required=True, help="training dataset folder")
+    train.add_argument("--validation", type=Path, help="validation dataset folder")
+    train.add_argument("--mesh-vqvae", type=Path, required=True, help="a trained Mesh-VQ-VAE (kept frozen)")
+    train.add_argument("--connections", type=Path, help="connection folder, for an official Mesh-VQ-VAE file")
+    train.add_argument("--h36m-regressor", type=Path, required=True,
+                       help="(17, V) H36M joint regressor (.npy/.npz) for pose_init and evaluation")
+    train.add_argument("--tpose", type=Path, required=True, help="(V, 3) T-pose mesh (.npy) for pose_init")
+    train.add_argument("--backbone", default="resnet18")
+    train.add_argument("--output", type=Path, required=True, help="model file to write")
+    train.add_argument("--resume", type=Path, help="a model file written by this command")
+    _add_dataclass_options(train, HPSTrainConfig)
+    train.set_defaults(run=_run_train_hps)
+
+
+def _run_train_hps(args) -> int:
+    from .train.hps import HPSTrainConfig, run_train_hps
+
+    history = run_train_hps(args, _dataclass_from_args(HPSTrainConfig, args))
+    print(json.dumps(history.validation[-1] if history.validation else {}))
+    return 0
+
+
+def _add_dataclass_options(parser: argparse.ArgumentParser, config_class) -> None:
+    """One --option per field of a training-settings dataclass, defaulting to the field's default."""
+    for name, field in config_class.__dataclass_fields__.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
+
+
+def _dataclass_from_args(config_class, args):
+    return config_class(**{name: getattr(args, name) for name in config_class.__dataclass_fields__})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

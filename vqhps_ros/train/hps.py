@@ -1,0 +1,425 @@
+"""Training of the VQ-HPS regressor (`vqhps-ros train-hps`), following the official recipe.
+
+Per batch, the frozen Mesh-VQ-VAE tokenises the ground-truth canonical meshes (after augmentation, so a flipped
+mesh gets its own tokens), and the loss is
+
+    token_weight * CE(logits, tokens)
+    + rotation_weight * MSE(predicted rotation matrix, ground-truth global orientation matrix)
+    + reprojection_weight * mean_j(conf_j * |weak_perspective(J_h36m[H36M_TO_J17] @ verts, cam)_j - keypoint_j|_1 / 2)
+
+with the keypoints in normalised crop coordinates. AdamW (lr 1e-4, weight decay 1e-3) and a StepLR (every 100
+epochs, gamma 0.1) as upstream. The model file is written at the end of every epoch (`save_model`, official layout
+plus optimizer / scheduler / epoch / step) and training resumes from it at the next epoch. The model's joint
+regressor is the H36M-17 regressor in its file's row order, named by `H36M_17_JOINT_NAMES`.
+
+Validation (every `validate_every` epochs and after the last one): token accuracy (%) and the official
+MPJPE / PA-MPJPE / PVE / PA-PVE in millimetres (`evaluate_meshes`, meshes centred on their centroid, ground truth
+= R @ canonical mesh).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..body.joints import H36M_17_JOINT_NAMES, H36M_TO_J17, load_regressor_matrix
+from ..checkpoints import extract_state_dict, read_checkpoint
+from ..errors import CheckpointError, InputError
+from ..hps import (
+    BACKBONE_NAMES,
+    VQHPS,
+    HPSOutput,
+    MeshRegressor,
+    RegressorConfig,
+    TransformerDims,
+    pose_init_from_mesh,
+    save_model,
+    weak_perspective_project,
+)
+from ..hps.checkpoint import PACKAGE_KEY, load_regressor_state
+from ..mesh_vq import MeshVQVAE, load_mesh_vqvae
+from ..metrics import evaluate_meshes
+from .hps_data import (
+    AugmentationSettings,
+    HPSDataset,
+    load_hps_annotations,
+    mirror_permutation,
+)
+
+LOG = logging.getLogger(__name__)
+H36M_JOINTS = len(H36M_17_JOINT_NAMES)
+
+
+@dataclass(frozen=True)
+class HPSTrainConfig:
+    """Training settings (each one is a `vqhps-ros train-hps --option`). Official values where upstream has one."""
+
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    lr_step_epochs: int = 100
+    lr_gamma: float = 0.1
+    token_weight: float = 1.0
+    rotation_weight: float = 1.0
+    reprojection_weight: float = 1.0
+    box_rescale: float = 1.2
+    flip_probability: float = 0.5
+    rotation_probability: float = 0.4
+    rotation_degrees: float = 30.0
+    scale_jitter: float = 0.25
+    center_jitter: float = 0.05
+    color_noise: float = 0.4
+    mirror_tolerance: float = 0.005  # of the template's bounding-box diagonal
+    validate_every: int = 1  # epochs
+    num_workers: int = 2
+    device: str = "auto"  # "auto": CUDA when available, else the CPU
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "lr_step_epochs", "validate_every"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, found {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise InputError(f"num_workers must be >= 0, found {self.num_workers}")
+        for name in ("lr", "box_rescale", "mirror_tolerance"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise InputError(f"{name} must be a positive number, found {getattr(self, name)}")
+        for name in ("weight_decay", "lr_gamma", "token_weight", "rotation_weight", "reprojection_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise InputError(f"{name} must be a number >= 0, found {getattr(self, name)}")
+        self.augmentation()  # checks the augmentation ranges
+
+    def augmentation(self) -> AugmentationSettings:
+        return AugmentationSettings(self.flip_probability, self.rotation_probability, self.rotation_degrees,
+                                    self.scale_jitter, self.center_jitter, self.color_noise)
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            return torch.device(self.device)
+        except RuntimeError as error:
+            raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {self.device!r}") from error
+
+
+@dataclass
+class HPSHistory:
+    """Per-step training losses and token accuracy (%), and per-validation metrics (mm, %)."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    token_loss: list[float] = field(default_factory=list)
+    rotation_loss: list[float] = field(default_factory=list)
+    reprojection_loss: list[float] = field(default_factory=list)
+    token_accuracy: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)  # completed epochs (1-based) of this run
+    validation: list[dict] = field(default_factory=list)
+
+
+class HPSLosses(NamedTuple):
+    total: torch.Tensor  # () weighted sum
+    tokens: torch.Tensor  # () cross-entropy
+    rotation: torch.Tensor  # () MSE of the rotation matrices
+    reprojection: torch.Tensor  # () confidence-weighted L1 in normalised crop coordinates
+    token_accuracy: torch.Tensor  # () percent of tokens predicted right
+
+
+# ------------------------------------------------------------------------------------------------- model
+
+
+def build_hps_model(mesh_vqvae: MeshVQVAE, backbone: str, h36m_regressor, tpose,
+                    transformer: TransformerDims | None = None) -> VQHPS:
+    """A randomly initialised VQHPS around a (frozen) Mesh-VQ-VAE.
+
+    h36m_regressor: (17, V) `J_regressor_h36m.npy` rows (stored in the model as its joint regressor, named
+    `H36M_17_JOINT_NAMES`); tpose: (V, 3) mesh whose H36M joints are pose_init. transformer: the official
+    dimensions by default; its token count and codebook size always follow the Mesh-VQ-VAE.
+    """
+    if backbone not in BACKBONE_NAMES:
+        raise InputError(f"unknown backbone {backbone!r}; valid backbones are: {', '.join(BACKBONE_NAMES)}")
+    vertices = mesh_vqvae.num_vertices
+    h36m_regressor = np.asarray(h36m_regressor, dtype=np.float32)
+    tpose = np.asarray(tpose, dtype=np.float64)
+    if h36m_regressor.shape != (H36M_JOINTS, vertices):
+        raise InputError(f"expected a ({H36M_JOINTS}, {vertices}) H36M joint regressor for this Mesh-VQ-VAE, "
+                         f"found shape {h36m_regressor.shape}")
+    if tpose.shape != (vertices, 3) or not np.all(np.isfinite(tpose)):
+        raise InputError(f"expected a finite ({vertices}, 3) T-pose mesh, found shape {tpose.shape}")
+    sizes = {"block_size": mesh_vqvae.num_tokens, "dict_size": mesh_vqvae.num_embeddings}
+    if transformer is None:
+        transformer = replace(TransformerDims(), **sizes)
+    elif (transformer.block_size, transformer.dict_size) != tuple(sizes.values()):
+        raise InputError(f"the transformer must predict {sizes['block_size']} tokens of {sizes['dict_size']} "
+                         f"codes for this Mesh-VQ-VAE, found {transformer.block_size} of {transformer.dict_size}")
+    regressor = MeshRegressor(RegressorConfig(backbone=backbone, transformer=transformer))
+    pose_init = torch.from_numpy(pose_init_from_mesh(tpose, h36m_regressor)).float()
+    model = VQHPS(regressor, mesh_vqvae.eval(), pose_init, torch.from_numpy(h36m_regressor), H36M_17_JOINT_NAMES)
+    model.mesh_vqvae.requires_grad_(False)
+    return model
+
+
+def _training_mode(model: VQHPS) -> None:
+    """Regressor in training mode; the Mesh-VQ-VAE stays in eval mode (frozen, as upstream)."""
+    model.train()
+    model.mesh_vqvae.eval()
+
+
+# ------------------------------------------------------------------------------------------------- losses
+
+
+def reprojection_loss(joints: torch.Tensor, cam: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+    """Official `reprojection_loss_conf`: joints (B, 17, 3) in H36M order, cam (B, 3), keypoints (B, 17, 3)
+    normalised crop x, y + confidence in `H36M_TO_J17` order -> () mean of conf * mean |dx|, |dy|."""
+    projected = weak_perspective_project(joints[:, list(H36M_TO_J17)], cam)
+    per_joint = (projected - keypoints[..., :2]).abs().mean(dim=-1) * keypoints[..., 2]
+    return per_joint.mean()
+
+
+def hps_losses(output: HPSOutput, tokens: torch.Tensor, rotation: torch.Tensor, keypoints: torch.Tensor,
+               config: HPSTrainConfig) -> HPSLosses:
+    """All loss terms of a batch: tokens (B, T) ground-truth indices, rotation (B, 3, 3), keypoints (B, 17, 3)."""
+    token_loss = F.cross_entropy(output.logits.flatten(0, 1).float(), tokens.flatten())
+    rotation_loss = F.mse_loss(output.rotmat, rotation)
+    projection_loss = reprojection_loss(output.joints, output.cam, keypoints)
+    total = (config.token_weight * token_loss + config.rotation_weight * rotation_loss
+             + config.reprojection_weight * projection_loss)
+    accuracy = 100.0 * (output.indices == tokens).float().mean()
+    return HPSLosses(total, token_loss, rotation_loss, projection_loss, accuracy)
+
+
+def _batch_losses(model: VQHPS, batch: dict, config: HPSTrainConfig, device: torch.device):
+    with torch.no_grad():
+        tokens = model.mesh_vqvae.encode(batch["canonical_vertices"].to(device))
+    output = model(batch["image"].to(device))
+    losses = hps_losses(output, tokens, batch["rotation"].to(device), batch["keypoints"].to(device), config)
+    return output, losses
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def train_hps(model: VQHPS, train_data: HPSDataset, validation_data: HPSDataset | None, output: str | Path,
+              config: HPSTrainConfig = HPSTrainConfig(), resume: str | Path | None = None,
+              on_validation: Callable[[int, dict], None] | None = None) -> HPSHistory:
+    """Train `model.regressor` in place for `config.epochs` epochs (counting those of `resume`).
+
+    Writes `output` at the end of every epoch; `resume` (a file written here) restores the regressor, the
+    optimizer, the scheduler and the epoch, and training continues at the next epoch. Every epoch seeds
+    torch's global generator (dropout) and the data order from (seed, epoch), so a resumed run repeats an
+    uninterrupted one. Returns the history of this run; the model is left in eval mode on `config`'s device.
+    """
+    _check_model(model, train_data, validation_data)
+    if len(train_data) < config.batch_size:
+        raise InputError(f"the training set has {len(train_data)} samples, fewer than one batch of "
+                         f"{config.batch_size}")
+    device = config.torch_device()
+    model.to(device)
+    model.mesh_vqvae.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.regressor.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
+    start_epoch, step = _resume(model, optimizer, scheduler, resume) if resume else (0, 0)
+    if start_epoch >= config.epochs:
+        LOG.info("nothing to train: %s already holds %d of the %d epochs", resume, start_epoch, config.epochs)
+    history = HPSHistory()
+    for epoch in range(start_epoch, config.epochs):
+        epoch_loss = _train_epoch(model, optimizer, train_data, config, epoch, step, history, device)
+        step = history.steps[-1]
+        scheduler.step()
+        history.epochs.append(epoch + 1)
+        extra = {}
+        if validation_data is not None and ((epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs):
+            metrics = {"epoch": epoch + 1, **validate_hps(model, validation_data, config, device)}
+            history.validation.append(metrics)
+            _log_validation(metrics)
+            extra["validation"] = metrics
+            if on_validation:
+                on_validation(epoch + 1, metrics)
+        save_model(model, output, loss=epoch_loss, epoch=epoch + 1, step=step, optimizer=optimizer.state_dict(),
+                   scheduler=scheduler.state_dict(), train_config=asdict(config), **extra)
+    model.eval()
+    return history
+
+
+def _train_epoch(model: VQHPS, optimizer: torch.optim.Optimizer, data: HPSDataset, config: HPSTrainConfig,
+                 epoch: int, step: int, history: HPSHistory, device: torch.device) -> float:
+    """One pass over `data`; appends every step to `history` and returns the epoch's mean loss."""
+    torch.manual_seed(_epoch_seed(config.seed, epoch))
+    data.set_epoch(epoch)
+    loader = _loader(data, config, device, shuffle=True, seed=_epoch_seed(config.seed, epoch))
+    _training_mode(model)
+    losses_sum, accuracy_sum, batches = 0.0, 0.0, 0
+    progress = tqdm(loader, desc=f"train-hps epoch {epoch + 1}/{config.epochs}")
+    for batch in progress:
+        _, losses = _batch_losses(model, batch, config, device)
+        optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        optimizer.step()
+        step += 1
+        values = [value.item() for value in losses]
+        if not math.isfinite(values[0]):
+            raise FloatingPointError(f"training diverged at step {step} (epoch {epoch + 1}): loss {values[0]}")
+        _record_step(history, step, values)
+        losses_sum, accuracy_sum, batches = losses_sum + values[0], accuracy_sum + values[4], batches + 1
+        progress.set_postfix(loss=f"{losses_sum / batches:.4f}", token_acc=f"{accuracy_sum / batches:.1f}%")
+    LOG.info("epoch %d: training loss %.4f, token accuracy %.1f %%", epoch + 1, losses_sum / batches,
+             accuracy_sum / batches)
+    return losses_sum / batches
+
+
+def _record_step(history: HPSHistory, step: int, values: list[float]) -> None:
+    history.steps.append(step)
+    history.loss.append(values[0])
+    history.token_loss.append(values[1])
+    history.rotation_loss.append(values[2])
+    history.reprojection_loss.append(values[3])
+    history.token_accuracy.append(values[4])
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def _loader(data: HPSDataset, config: HPSTrainConfig, device: torch.device, shuffle: bool,
+            seed: int = 0) -> torch.utils.data.DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return torch.utils.data.DataLoader(
+        data, batch_size=config.batch_size, shuffle=shuffle, drop_last=shuffle, generator=generator,
+        num_workers=config.num_workers, worker_init_fn=_init_worker if config.num_workers else None,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _init_worker(worker_id: int) -> None:
+    """One thread per loader worker: the workers already run in parallel, and OpenCV threads may hang a fork."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTrainConfig(),
+                 device: torch.device | None = None) -> dict:
+    """Mean loss terms, token accuracy (%) and MPJPE / PA-MPJPE / PVE / PA-PVE (mm) over `data`."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    errors: dict[str, list[np.ndarray]] = {}
+    regressor = model.joint_regressor.detach().cpu().numpy()
+    for batch in _loader(data, config, device, shuffle=False):
+        output, losses = _batch_losses(model, batch, config, device)
+        count = len(batch["index"])
+        for name, value in zip(("loss", "token_loss", "rotation_loss", "reprojection_loss", "token_accuracy_pct"),
+                               losses, strict=True):
+            sums[name] = sums.get(name, 0.0) + value.item() * count
+        truth = torch.matmul(batch["canonical_vertices"].double(), batch["rotation"].double().transpose(1, 2))
+        for name, values in evaluate_meshes(output.verts.cpu().double().numpy(), truth.numpy(), regressor,
+                                            H36M_TO_J17).items():
+            errors.setdefault(name, []).append(values)
+    model.train(was_training)
+    if was_training:
+        model.mesh_vqvae.eval()
+    samples = len(data)
+    metrics = {name: total / samples for name, total in sums.items()}
+    metrics.update({f"{name}_mm": float(np.concatenate(values).mean()) for name, values in errors.items()})
+    metrics["samples"] = samples
+    return metrics
+
+
+def _log_validation(metrics: dict) -> None:
+    LOG.info("epoch %d: validation token accuracy %.1f %%, MPJPE %.1f mm, PA-MPJPE %.1f mm, PVE %.1f mm",
+             metrics["epoch"], metrics["token_accuracy_pct"], metrics["mpjpe_mm"], metrics["pa_mpjpe_mm"],
+             metrics["pve_mm"])
+
+
+# ------------------------------------------------------------------------------------------ checks, resume
+
+
+def _check_model(model: VQHPS, train_data: HPSDataset, validation_data: HPSDataset | None) -> None:
+    if model.joint_regressor is None or tuple(model.joint_regressor.shape) != (H36M_JOINTS, model.num_vertices):
+        raise InputError(f"the model needs the ({H36M_JOINTS}, {model.num_vertices}) H36M joint regressor for the "
+                         "reprojection loss (see build_hps_model)")
+    for name, data in (("training", train_data), ("validation", validation_data)):
+        if data is None:
+            continue
+        if data.annotations.num_vertices != model.num_vertices:
+            raise InputError(f"the {name} meshes have {data.annotations.num_vertices} vertices; the model's "
+                             f"Mesh-VQ-VAE expects {model.num_vertices}")
+        if len(data) == 0:
+            raise InputError(f"the {name} set is empty")
+
+
+def _resume(model: VQHPS, optimizer: torch.optim.Optimizer, scheduler, path: str | Path) -> tuple[int, int]:
+    """Restore a file written by `train_hps`; returns (completed epochs, completed steps)."""
+    data = read_checkpoint(path)
+    missing = [key for key in ("optimizer", "scheduler", "epoch", PACKAGE_KEY) if key not in data]
+    if missing:
+        raise CheckpointError(f"{path} cannot be resumed: it lacks {', '.join(missing)} (not written by train-hps)")
+    load_regressor_state(model.regressor, extract_state_dict(data, str(path)), str(path))
+    _check_same_mesh_vqvae(model.mesh_vqvae, data[PACKAGE_KEY].get("mesh_vqvae", {}), path)
+    optimizer.load_state_dict(data["optimizer"])
+    scheduler.load_state_dict(data["scheduler"])
+    epoch, step = int(data["epoch"]), int(data.get("step", 0))
+    LOG.info("resumed %s after epoch %d (step %d)", path, epoch, step)
+    return epoch, step
+
+
+def _check_same_mesh_vqvae(mesh_vqvae: MeshVQVAE, stored: dict, path: str | Path) -> None:
+    """The tokens are the regressor's targets: resuming with another Mesh-VQ-VAE would change the task."""
+    stored_state = stored.get("model", {})
+    current = mesh_vqvae.state_dict()
+    same = set(stored_state) == set(current) and all(
+        torch.equal(stored_state[key], value.detach().cpu()) for key, value in current.items()
+    )
+    if not same:
+        raise CheckpointError(f"{path} was trained with a different Mesh-VQ-VAE than the one given; resume with "
+                              "the Mesh-VQ-VAE it was trained with")
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def load_tpose(path: str | Path, num_vertices: int) -> np.ndarray:
+    """(V, 3) float64 T-pose mesh from a .npy file, checked against the Mesh-VQ-VAE's vertex count."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"expected a T-pose mesh file (.npy), found nothing at {path}")
+    try:
+        tpose = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise InputError(f"{path}: expected a numeric (V, 3) .npy array, found an unreadable file") from error
+    if tpose.shape != (num_vertices, 3) or tpose.dtype.kind not in "fiu" or not np.all(np.isfinite(tpose)):
+        raise InputError(f"{path}: expected a finite ({num_vertices}, 3) T-pose mesh for this Mesh-VQ-VAE, "
+                         f"found shape {tpose.shape} {tpose.dtype}")
+    return tpose.astype(np.float64)
+
+
+def run_train_hps(args, config: HPSTrainConfig) -> HPSHistory:
+    """`vqhps-ros train-hps`: read the files named by `args` (see `cli.py`), train, return the history."""
+    mesh_vqvae = load_mesh_vqvae(args.mesh_vqvae, args.connections)
+    vertices = mesh_vqvae.num_vertices
+    tpose = load_tpose(args.tpose, vertices)
+    model = build_hps_model(mesh_vqvae, args.backbone, load_regressor_matrix(args.h36m_regressor), tpose)
+    mirror = mirror_permutation(tpose, config.mirror_tolerance) if config.flip_probability > 0 else None
+    train_data = HPSDataset(load_hps_annotations(args.dataset, vertices), config.augmentation(), mirror,
+                            config.box_rescale, config.seed)
+    validation_data = None
+    if args.validation:
+        validation_data = HPSDataset(load_hps_annotations(args.validation, vertices), box_rescale=config.box_rescale)
+    LOG.info("training VQ-HPS (%s backbone) on %d samples, validating on %d", args.backbone, len(train_data),
+             len(validation_data) if validation_data else 0)
+    return train_hps(model, train_data, validation_data, args.output, config, resume=args.resume)
+
