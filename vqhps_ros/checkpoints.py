@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from .atomic_files import atomic_write
 from .errors import CheckpointError
 
 
@@ -62,14 +61,5 @@ def _preview(items: list[str], limit: int = 6) -> str:
 
 
 def atomic_torch_save(data: dict, path: str | Path) -> None:
-    """torch.save to a temporary file in the target folder, then rename: no half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(data, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """torch.save through `atomic_write`: no half-written checkpoint under the final name."""
+    atomic_write(path, lambda stream: torch.save(data, stream))

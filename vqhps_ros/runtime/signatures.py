@@ -1,0 +1,87 @@
+"""The inputs and outputs of every exported graph: one definition shared by the exporter and the engines.
+
+A graph's batch axis is its only dynamic axis (named `batch` in the ONNX file); every other axis is static, which is
+what TensorRT needs to build one engine with a batch-range optimisation profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+BATCH = "batch"
+
+# Metadata keys of the mesh decoder graph (generic keys are in onnx_meta).
+MESH_DECODER_GRAPH = "mesh_decoder"
+MESH_VQ_CONFIG_KEY = "vqhps_ros.mesh_vq.config"
+NUM_VERTICES_KEY = "vqhps_ros.mesh_vq.num_vertices"
+NUM_TOKENS_KEY = "vqhps_ros.mesh_vq.num_tokens"
+MAX_BATCH_KEY = "vqhps_ros.max_batch"
+
+# Which array kinds (numpy `dtype.kind`) each graph dtype accepts: integers of any width become int64 (tokens
+# travel as uint16 in messages), floats of any width become float32; bools are never indices.
+_ACCEPTED_KINDS = {"int64": "iu", "int32": "iu", "float32": "f", "float16": "f"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output. `shape` holds ints for static axes and BATCH for the dynamic one."""
+
+    name: str
+    dtype: str  # numpy dtype name: "int64", "float32", ...
+    shape: tuple[int | str, ...]
+
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        return {axis: size for axis, size in enumerate(self.shape) if isinstance(size, str)}
+
+    @property
+    def shape_text(self) -> str:
+        return "(" + ", ".join(str(size) for size in self.shape) + ")"
+
+    def accepts_shape(self, shape: tuple[int, ...]) -> bool:
+        """True when `shape` has this rank and every static axis has its size."""
+        if len(shape) != len(self.shape):
+            return False
+        return all(isinstance(size, str) or size == found for size, found in zip(self.shape, shape, strict=True))
+
+    def prepare(self, array: np.ndarray) -> np.ndarray:
+        """Check kind and shape of a host array, return it C-contiguous in this spec's dtype (InputError if wrong)."""
+        if not isinstance(array, np.ndarray):
+            raise InputError(f"{self.name}: expected a numpy array of shape {self.shape_text}, "
+                             f"found {type(array).__name__}")
+        if array.dtype.kind not in _ACCEPTED_KINDS.get(self.dtype, np.dtype(self.dtype).kind):
+            raise InputError(f"{self.name}: expected {self.dtype} values, found {array.dtype}")
+        if not self.accepts_shape(array.shape):
+            raise InputError(f"{self.name}: expected shape {self.shape_text}, found {tuple(array.shape)}")
+        return np.ascontiguousarray(array, dtype=self.dtype)
+
+
+@dataclass(frozen=True)
+class GraphSignature:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """The `dynamic_axes` argument of torch.onnx.export."""
+        return {spec.name: spec.dynamic_axes for spec in self.inputs + self.outputs if spec.dynamic_axes}
+
+
+def mesh_decoder_signature(num_tokens: int, num_vertices: int) -> GraphSignature:
+    """indices (batch, T) int64 -> vertices (batch, N, 3) float32, canonical meshes."""
+    return GraphSignature(
+        inputs=(TensorSpec("indices", "int64", (BATCH, num_tokens)),),
+        outputs=(TensorSpec("vertices", "float32", (BATCH, num_vertices, 3)),),
+    )
