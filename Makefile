@@ -7,12 +7,15 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# torch==2.13.0 is taken from a local wheel when the machine has one (--no-index: never the multi-GB CUDA
-# build from the registry); elsewhere the package's own `torch>=2.1` requirement picks a build.
+# Where the machine keeps a local torch 2.13.0 wheel (pip's find-links), that CPU build is installed first, so the
+# package's `torch>=2.1` requirement is already met and pip never pulls the multi-GB CUDA build; elsewhere pip
+# picks a torch build for the machine.
 $(STAMP): setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	-$(PY) -m pip install -q --no-index torch==2.13.0
+	if $(PY) -m pip download -q --no-deps --no-index torch==2.13.0 -d $(VENV)/local-wheels; then \
+		$(PY) -m pip install -q $(VENV)/local-wheels/torch-*.whl; \
+	fi
 	$(PY) -m pip install -q -e ".[onnx,dev]"
 	touch $(STAMP)
 
