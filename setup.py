@@ -11,16 +11,20 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["vqhps_ros", "vqhps_ros.*"]),
+    package_data={"vqhps_ros.body": ["assets/*.pkl", "assets/*.md", "assets/*.txt"]},
     install_requires=[
         "numpy>=1.22",
         "torch>=2.1",
         "scipy>=1.8",
         "opencv-python-headless>=4.5",
         "tqdm>=4.60",
+        "smplx>=0.1.28",
+        "rosbags>=0.11",
     ],
     extras_require={
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
         "dev": ["pytest>=7", "ruff>=0.4"],
+        "anny": ["anny>=0.6.2"],
     },
     entry_points={"console_scripts": ["vqhps-ros=vqhps_ros.cli:main"]},
 )

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_mesh_vq(commands)
     _add_build_connections(commands)
     _add_train_hps(commands)
+    _add_synth(commands)
     return parser
 
 
@@ -144,6 +145,39 @@ def _run_train_hps(args) -> int:
 
     history = run_train_hps(args, _dataclass_from_args(HPSTrainConfig, args))
     print(json.dumps(history.validation[-1] if history.validation else {}))
+    return 0
+
+
+def _add_synth(commands) -> None:
+    synth = commands.add_parser("synth", help="render a synthetic training dataset of free-body people")
+    synth.add_argument("--output", type=Path, required=True, help="new dataset folder (annotations.npz + images/)")
+    synth.add_argument("--frames", type=int, required=True, help="number of frames to render")
+    synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset")
+    synth.add_argument("--mesh-vqvae", type=Path,
+                       help="a Mesh-VQ-VAE of the free body: its tokens are stored with every person")
+    synth.add_argument("--connections", type=Path, help="connection folder, for a Mesh-VQ-VAE file without them")
+    synth.add_argument("--width", type=int, default=640)
+    synth.add_argument("--height", type=int, default=480)
+    synth.add_argument("--min-people", type=int, default=1)
+    synth.add_argument("--max-people", type=int, default=3)
+    synth.add_argument("--image-format", choices=("jpg", "png"), default="jpg")
+    synth.add_argument("--device", default="cpu", help="torch device for posing, rendering and tokens (e.g. cuda)")
+    synth.set_defaults(run=_run_synth)
+
+
+def _run_synth(args) -> int:
+    from .synth import SceneSettings, write_dataset
+
+    tokenizer = None
+    if args.mesh_vqvae:
+        from .mesh_vq import load_mesh_vqvae
+
+        tokenizer = load_mesh_vqvae(args.mesh_vqvae, connections_dir=args.connections).to(args.device)
+    settings = SceneSettings(image_size=(args.height, args.width), min_people=args.min_people,
+                             max_people=args.max_people)
+    info = write_dataset(args.output, args.frames, args.seed, tokenizer=tokenizer, settings=settings,
+                         image_format=args.image_format, device=args.device)
+    print(json.dumps({key: info[key] for key in ("num_frames", "num_records", "seed", "num_vertices", "tokens")}))
     return 0
 
 

@@ -1,5 +1,14 @@
 """Body-model helpers: joint regressors and joint orders."""
 
+from .free_body import (
+    FREE_BODY_PATH,
+    FreeBodyData,
+    free_body_h36m_regressor,
+    free_body_smpl_regressor,
+    load_free_body,
+    load_free_body_data,
+    save_free_body_data,
+)
 from .joints import (
     H36M_17_JOINT_NAMES,
     H36M_TO_J14,
@@ -26,4 +35,11 @@ __all__ = [
     "load_regressor_matrix",
     "load_restricted_pickle",
     "load_smpl_regressor",
+    "FREE_BODY_PATH",
+    "FreeBodyData",
+    "free_body_h36m_regressor",
+    "free_body_smpl_regressor",
+    "load_free_body",
+    "load_free_body_data",
+    "save_free_body_data",
 ]
