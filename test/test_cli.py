@@ -42,3 +42,15 @@ def test_build_connections_then_train_mesh_vq(tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["step"] == 4 and metrics["v2v_mm"] > 0
     assert load_mesh_vqvae(tmp_path / "vq.pt").num_embeddings == 16
+
+
+def test_free_body_files_feed_the_training_commands(tmp_path, capsys):
+    assert main(["free-body", "--output", str(tmp_path)]) == 0
+    with np.load(tmp_path / "template.npz") as template:
+        vertices, faces = template["vertices"], template["faces"]
+    tpose = np.load(tmp_path / "tpose.npy")
+    regressor = np.load(tmp_path / "J_regressor_h36m.npy")
+    assert vertices.shape == tpose.shape == (1229, 3) and faces.shape == (2454, 3)
+    np.testing.assert_allclose(tpose.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(regressor.sum(axis=1), 1, atol=1e-5)
+    assert regressor.shape == (17, 1229)

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_connections(commands)
     _add_train_hps(commands)
     _add_synth(commands)
+    _add_free_body(commands)
     return parser
 
 
@@ -134,6 +135,9 @@ def _add_train_hps(commands) -> None:
                        help="(17, V) H36M joint regressor (.npy/.npz) for pose_init and evaluation")
     train.add_argument("--tpose", type=Path, required=True, help="(V, 3) T-pose mesh (.npy) for pose_init")
     train.add_argument("--backbone", default="resnet18")
+    train.add_argument("--model-dim", type=int, default=512, help="transformer width (official: 512)")
+    train.add_argument("--nhead", type=int, default=8, help="attention heads (official: 8)")
+    train.add_argument("--feedforward-dim", type=int, default=1024, help="feed-forward width (official: 1024)")
     train.add_argument("--output", type=Path, required=True, help="model file to write")
     train.add_argument("--resume", type=Path, help="a model file written by this command")
     _add_dataclass_options(train, HPSTrainConfig)
@@ -178,6 +182,34 @@ def _run_synth(args) -> int:
     info = write_dataset(args.output, args.frames, args.seed, tokenizer=tokenizer, settings=settings,
                          image_format=args.image_format, device=args.device)
     print(json.dumps({key: info[key] for key in ("num_frames", "num_records", "seed", "num_vertices", "tokens")}))
+    return 0
+
+
+def _add_free_body(commands) -> None:
+    body = commands.add_parser("free-body", help="write the free body's template, T-pose and H36M regressor files")
+    body.add_argument("--output", type=Path, required=True,
+                      help="folder for template.npz (vertices, faces), tpose.npy and J_regressor_h36m.npy")
+    body.set_defaults(run=_run_free_body)
+
+
+def _run_free_body(args) -> int:
+    import numpy as np
+
+    from .atomic_files import atomic_write
+    from .body import load_free_body_data
+
+    body = load_free_body_data()
+    # The T-pose is centred on its vertex centroid: the canonical frame of the Mesh-VQ-VAE and of pose_init.
+    vertices = body.v_template.astype(np.float64)
+    tpose = vertices - vertices.mean(axis=0)
+    files = {
+        "template.npz": lambda stream: np.savez(stream, vertices=tpose, faces=body.faces),
+        "tpose.npy": lambda stream: np.save(stream, tpose),
+        "J_regressor_h36m.npy": lambda stream: np.save(stream, body.J_regressor_h36m),
+    }
+    for name, write in files.items():
+        atomic_write(args.output / name, write)
+    print(f"wrote {', '.join(files)} to {args.output} ({len(tpose)} vertices, {len(body.faces)} faces)")
     return 0
 
 

@@ -412,7 +412,11 @@ def run_train_hps(args, config: HPSTrainConfig) -> HPSHistory:
     mesh_vqvae = load_mesh_vqvae(args.mesh_vqvae, args.connections)
     vertices = mesh_vqvae.num_vertices
     tpose = load_tpose(args.tpose, vertices)
-    model = build_hps_model(mesh_vqvae, args.backbone, load_regressor_matrix(args.h36m_regressor), tpose)
+    transformer = replace(TransformerDims(), model_dim=args.model_dim, nhead=args.nhead,
+                          feedforward_dim=args.feedforward_dim, block_size=mesh_vqvae.num_tokens,
+                          dict_size=mesh_vqvae.num_embeddings)
+    model = build_hps_model(mesh_vqvae, args.backbone, load_regressor_matrix(args.h36m_regressor), tpose,
+                            transformer)
     mirror = mirror_permutation(tpose, config.mirror_tolerance) if config.flip_probability > 0 else None
     train_data = HPSDataset(load_hps_annotations(args.dataset, vertices), config.augmentation(), mirror,
                             config.box_rescale, config.seed)
