@@ -74,12 +74,13 @@ class HPSTrainConfig:
     rotation_weight: float = 1.0
     reprojection_weight: float = 1.0
     box_rescale: float = 1.2
-    flip_probability: float = 0.5
-    rotation_probability: float = 0.4
-    rotation_degrees: float = 30.0
-    scale_jitter: float = 0.25
-    center_jitter: float = 0.05
-    color_noise: float = 0.4
+    # The augmentation defaults are AugmentationSettings' own (flat here: each field is a command-line option).
+    flip_probability: float = AugmentationSettings.flip_probability
+    rotation_probability: float = AugmentationSettings.rotation_probability
+    rotation_degrees: float = AugmentationSettings.rotation_degrees
+    scale_jitter: float = AugmentationSettings.scale_jitter
+    center_jitter: float = AugmentationSettings.center_jitter
+    color_noise: float = AugmentationSettings.color_noise
     mirror_tolerance: float = 0.005  # of the template's bounding-box diagonal
     validate_every: int = 1  # epochs
     num_workers: int = 2
