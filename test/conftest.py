@@ -36,6 +36,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def shared_bags() -> Path:
+    """Bags recorded by a real ROS 2 (../shared/bags, see its README)."""
+    root = Path(os.environ.get("VQHPS_SHARED_BAGS", REPO_ROOT.parent / "shared" / "bags"))
+    if not root.is_dir():
+        message = f"recorded bags not found at {root} (set VQHPS_SHARED_BAGS)"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
 def reference() -> ReferenceData:
     root = Path(os.environ.get("VQHPS_REFERENCE_DIR", DEFAULT_REFERENCE_DIR))
     if not (root / "fill.py").exists():
