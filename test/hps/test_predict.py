@@ -26,7 +26,8 @@ def small_model():
     joint_regressor = np.zeros((4, 162), dtype=np.float32)
     for joint in range(4):
         joint_regressor[joint, joint * 10:(joint + 1) * 10] = 0.1  # rows sum to one, as real regressors do
-    model = VQHPS(regressor, mesh_vqvae, np.linspace(-0.5, 0.5, 51), joint_regressor, ("a", "b", "c", "d"))
+    model = VQHPS(regressor, mesh_vqvae, np.linspace(-0.5, 0.5, 51), joint_regressor, ("a", "b", "c", "d"),
+                  faces=faces)
     return model.eval()
 
 
@@ -77,6 +78,7 @@ def test_saved_model_reloads_and_predicts_identically(small_model, image, tmp_pa
     save_model(small_model, tmp_path / "model.pt", loss=1.0)
     reloaded = load_model(tmp_path / "model.pt")
     assert reloaded.joint_names == ("a", "b", "c", "d")
+    np.testing.assert_array_equal(reloaded.faces, small_model.faces)
     first, second = predict_people(small_model, image, BOXES, K), predict_people(reloaded, image, BOXES, K)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a.vertices, b.vertices)

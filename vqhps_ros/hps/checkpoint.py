@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..checkpoints import atomic_torch_save, check_state_dict, extract_state_dict, read_checkpoint
 from ..errors import CheckpointError
@@ -80,6 +81,8 @@ def save_model(model: VQHPS, path: str | Path, **extra) -> None:
     }
     if model.joint_regressor is not None:
         package["joint_regressor"] = model.joint_regressor.detach().cpu().clone()
+    if model.faces is not None:
+        package["faces"] = torch.from_numpy(model.faces)
     data[PACKAGE_KEY] = package
     atomic_torch_save(data, path)
 
@@ -98,6 +101,7 @@ def load_model(path: str | Path, official_batching: bool = False) -> VQHPS:
     regressor = MeshRegressor(config)
     load_regressor_state(regressor, extract_state_dict(data, str(path)), str(path))
     mesh_vqvae = mesh_vqvae_from_payload(package["mesh_vqvae"], f"{path} (Mesh-VQ-VAE)")
+    faces = package.get("faces")
     model = VQHPS(regressor, mesh_vqvae, package["pose_init"], package.get("joint_regressor"),
-                  tuple(package.get("joint_names", ())))
+                  tuple(package.get("joint_names", ())), None if faces is None else faces.numpy())
     return model.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,7 +36,8 @@ class VQHPS(nn.Module):
     """
 
     def __init__(self, regressor: MeshRegressor, mesh_vqvae: MeshVQVAE, pose_init: torch.Tensor,
-                 joint_regressor: torch.Tensor | None = None, joint_names: tuple[str, ...] = ()):
+                 joint_regressor: torch.Tensor | None = None, joint_names: tuple[str, ...] = (),
+                 faces: np.ndarray | None = None):
         super().__init__()
         _check_compatible(regressor, mesh_vqvae)
         self.regressor = regressor
@@ -55,6 +57,7 @@ class VQHPS(nn.Module):
                 raise InputError(f"{len(joint_names)} joint names for {joint_regressor.shape[0]} regressor rows")
         self.register_buffer("joint_regressor", joint_regressor, persistent=False)
         self.joint_names = tuple(joint_names)
+        self.faces = None if faces is None else _checked_faces(faces, mesh_vqvae.num_vertices)
 
     @property
     def num_vertices(self) -> int:
@@ -77,6 +80,16 @@ class VQHPS(nn.Module):
         verts = torch.matmul(verts_canonical.to(rotmat.dtype), rotmat.transpose(1, 2))
         joints = None if self.joint_regressor is None else torch.matmul(self.joint_regressor.to(verts.dtype), verts)
         return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
+
+
+def _checked_faces(faces, num_vertices: int) -> np.ndarray:
+    """(F, 3) int64 triangles of the decoded mesh (for rendering and RViz; the network does not use them)."""
+    faces = np.asarray(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype.kind not in "iu":
+        raise InputError(f"faces must be (F, 3) integer vertex ids, got {faces.shape} {faces.dtype}")
+    if faces.size and (faces.min() < 0 or faces.max() >= num_vertices):
+        raise InputError(f"faces index vertices [{faces.min()}, {faces.max()}], the mesh has {num_vertices}")
+    return faces.astype(np.int64)
 
 
 def _check_compatible(regressor: MeshRegressor, mesh_vqvae: MeshVQVAE) -> None:
