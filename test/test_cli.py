@@ -9,16 +9,16 @@ from vqhps_ros.cli import main
 from vqhps_ros.mesh_vq import hierarchy_layer_names, load_connections, load_mesh_vqvae
 
 
-def test_demo_reproduces_the_official_tokens(reference, capsys):
-    assert main(["demo", "--reference", str(reference.root)]) == 0
+def test_parity_reproduces_the_official_tokens(reference, capsys):
+    assert main(["parity", "--reference", str(reference.root)]) == 0
     output = capsys.readouterr().out
     assert "tokens identical: True" in output
     error = float(output.split("reconstruction max |diff|: ")[1].split()[0])
     assert error < 1e-4
 
 
-def test_demo_without_reference_says_what_is_missing(tmp_path, capsys):
-    assert main(["demo", "--reference", str(tmp_path)]) == 2
+def test_parity_without_reference_says_what_is_missing(tmp_path, capsys):
+    assert main(["parity", "--reference", str(tmp_path)]) == 2
     assert "fill.py" in capsys.readouterr().err
 
 

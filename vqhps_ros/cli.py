@@ -8,9 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import VqhpsError
+from .errors import InputError, VqhpsError
 
-DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "vqhps_official"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference" / "vqhps_official"
+DEMO_MODEL = Path(__file__).resolve().parent / "models" / "vqhps_free_body.pt"
+SAMPLE_BAG = REPO_ROOT / "data" / "sample_bag"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,25 +40,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(commands) -> None:
-    demo = commands.add_parser(
-        "demo", help="round-trip a mesh through the Mesh-VQ-VAE tokenizer and compare with the official outputs"
-    )
-    demo.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE_DIR,
-                      help="reference directory with the official cases, weight generator and connections")
-    demo.add_argument("--checkpoint", type=Path, help="a Mesh-VQ-VAE checkpoint (official or this package's)")
-    demo.add_argument("--connections", type=Path, help="connection matrix folder, for official checkpoints")
-    demo.add_argument("--meshes", type=Path, help="meshes to tokenize (.npz with 'vertices'), with --checkpoint")
+    demo = commands.add_parser("demo", help="the bundled model on a bag: meshes, overlays and scores")
+    demo.add_argument("--model", type=Path, default=DEMO_MODEL, help="a model file (default: the bundled one)")
+    demo.add_argument("--bag", type=Path, default=SAMPLE_BAG, help="a ROS 2 bag (default: the sample bag)")
+    demo.add_argument("--output", type=Path, default=Path("demo_output"), help="folder for overlays and summary")
+    demo.add_argument("--overlay-every", type=int, default=15, help="write an overlay every N frames")
+    demo.add_argument("--max-frames", type=int, help="stop after this many frames")
     demo.set_defaults(run=_run_demo)
+
+    parity = commands.add_parser(
+        "parity", help="the Mesh-VQ-VAE on the official reference cases: tokens and meshes against the official code"
+    )
+    parity.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE_DIR,
+                        help="reference directory with the official cases, weight generator and connections")
+    parity.set_defaults(run=_run_parity)
+
+    tokenize = commands.add_parser("tokenize", help="meshes -> tokens -> meshes with a Mesh-VQ-VAE checkpoint")
+    tokenize.add_argument("--checkpoint", type=Path, required=True, help="official or this package's checkpoint")
+    tokenize.add_argument("--connections", type=Path, help="connection matrix folder, for official checkpoints")
+    tokenize.add_argument("--meshes", type=Path, required=True, help=".npz with 'vertices' (M, N, 3)")
+    tokenize.set_defaults(run=_run_tokenize)
 
 
 def _run_demo(args) -> int:
-    from .demo import round_trip_checkpoint, round_trip_reference
+    from .bag_demo import run_bag_demo
 
-    if args.checkpoint:
-        report = round_trip_checkpoint(args.checkpoint, args.connections, args.meshes)
-    else:
-        report = round_trip_reference(args.reference)
-    print(report)
+    if not args.model.exists():
+        raise InputError(f"no model file at {args.model}; pass --model")
+    print(json.dumps(run_bag_demo(args.model, args.bag, args.output, args.overlay_every, args.max_frames), indent=2))
+    print(f"overlays and summary.json in {args.output}")
+    return 0
+
+
+def _run_parity(args) -> int:
+    from .demo import round_trip_reference
+
+    print(round_trip_reference(args.reference))
+    return 0
+
+
+def _run_tokenize(args) -> int:
+    from .demo import round_trip_checkpoint
+
+    print(round_trip_checkpoint(args.checkpoint, args.connections, args.meshes))
     return 0
 
 
@@ -109,7 +136,6 @@ def _add_build_connections(commands) -> None:
 def _run_build_connections(args) -> int:
     import numpy as np
 
-    from .errors import InputError
     from .mesh_vq.hierarchy import build_mesh_hierarchy, save_hierarchy
 
     with np.load(args.template, allow_pickle=False) as template:

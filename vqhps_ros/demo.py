@@ -1,8 +1,9 @@
-"""The demo: meshes through the Mesh-VQ-VAE tokenizer (mesh -> 54 tokens -> mesh), with numbers to check.
+"""Meshes through the Mesh-VQ-VAE tokenizer (mesh -> 54 tokens -> mesh), with numbers to check.
 
-Without arguments it runs the official architecture on the reference cases computed with the official
+`round_trip_reference` runs the official architecture on the reference cases computed with the official
 implementation (weights from the reference's deterministic generator) and reports how closely this package
-reproduces them. With a checkpoint it tokenizes the given meshes and reports the reconstruction error.
+reproduces them (`vqhps-ros parity`). `round_trip_checkpoint` tokenizes given meshes with a checkpoint and
+reports the reconstruction error (`vqhps-ros tokenize`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError
 from .mesh_vq import MeshVQConfig, MeshVQVAE, load_connections, load_mesh_vqvae, load_mesh_vqvae_state
 from .reference import ReferenceData
 
@@ -49,17 +49,15 @@ def round_trip_reference(reference_dir: Path) -> str:
         f"  reconstruction max |diff|: {np.abs(reconstruction.numpy() - official['verts_rec']).max():.2e}",
         f"  decode(given tokens) max |diff|: {np.abs(given_tokens.numpy() - official['verts_from_indices']).max():.2e}",
         f"  decode(encode(mesh)) vs forward: {np.abs(decoded.numpy() - reconstruction.numpy()).max():.2e}",
-        "(these weights are synthetic, so the reconstruction is not the input mesh; real weights: --checkpoint)",
+        "(these weights are synthetic, so the reconstruction is not the input mesh; real weights: vqhps-ros tokenize)",
     ]
     return "\n".join(lines)
 
 
 @torch.no_grad()
-def round_trip_checkpoint(checkpoint: Path, connections: Path | None, meshes: Path | None) -> str:
+def round_trip_checkpoint(checkpoint: Path, connections: Path | None, meshes: Path) -> str:
     from .train.mesh_vq import load_meshes
 
-    if meshes is None:
-        raise InputError("--meshes is required with --checkpoint (an .npz with 'vertices' (M, N, 3))")
     model = load_mesh_vqvae(checkpoint, connections)
     verts = torch.from_numpy(load_meshes(meshes))
     tokens = model.encode(verts)

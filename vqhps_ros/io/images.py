@@ -49,7 +49,7 @@ def decode_compressed_image(message) -> np.ndarray:
 
 def camera_matrix(camera_info) -> np.ndarray:
     """sensor_msgs/CameraInfo -> (3, 3) K; a zero focal length (an uncalibrated camera) is an error."""
-    matrix = np.asarray(camera_info.k, dtype=np.float64).reshape(3, 3)
+    matrix = np.array(camera_info.k, dtype=np.float64).reshape(3, 3)  # a copy: message buffers are read-only
     if matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
         raise InputError(f"camera_info has no calibration (K = {matrix.reshape(-1).tolist()})")
     return matrix
