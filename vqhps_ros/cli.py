@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_hps(commands)
     _add_synth(commands)
     _add_free_body(commands)
+    _add_evaluate(commands)
     return parser
 
 
@@ -160,6 +161,7 @@ def _add_train_hps(commands) -> None:
     train.add_argument("--h36m-regressor", type=Path, required=True,
                        help="(17, V) H36M joint regressor (.npy/.npz) for pose_init and evaluation")
     train.add_argument("--tpose", type=Path, required=True, help="(V, 3) T-pose mesh (.npy) for pose_init")
+    train.add_argument("--template", type=Path, help="template .npz whose 'faces' the model file keeps (overlays)")
     train.add_argument("--backbone", default="resnet18")
     train.add_argument("--model-dim", type=int, default=512, help="transformer width (official: 512)")
     train.add_argument("--nhead", type=int, default=8, help="attention heads (official: 8)")
@@ -208,6 +210,21 @@ def _run_synth(args) -> int:
     info = write_dataset(args.output, args.frames, args.seed, tokenizer=tokenizer, settings=settings,
                          image_format=args.image_format, device=args.device)
     print(json.dumps({key: info[key] for key in ("num_frames", "num_records", "seed", "num_vertices", "tokens")}))
+    return 0
+
+
+def _add_evaluate(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="a model file on a dataset: token accuracy, MPJPE, PA-MPJPE, PVE")
+    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--dataset", type=Path, required=True, help="a dataset folder in the train-hps format")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from .train.hps import evaluate_model_file
+
+    print(json.dumps(evaluate_model_file(args.model, args.dataset, args.batch_size), indent=2))
     return 0
 
 

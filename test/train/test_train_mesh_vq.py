@@ -97,3 +97,17 @@ def test_meshes_of_the_wrong_size_are_rejected(connections, tmp_path):
     with pytest.raises(InputError, match=r"\(M >= 1, 162, 3\)"):
         train_mesh_vq(make_model(connections), np.zeros((4, 100, 3), np.float32), np.zeros((1, 162, 3), np.float32),
                       tmp_path / "x.pt", MeshVQTrainConfig(steps=1))
+
+
+def test_codebook_starts_on_data_and_dead_codes_restart(connections):
+    model = make_model(connections)
+    latents = torch.randn(4, 6, 9) + 5.0  # far from the random initial codes
+    model.vq_vae.initialise_from(latents, torch.Generator().manual_seed(0))
+    rows = {tuple(row.tolist()) for row in latents.reshape(-1, 9)}
+    assert all(tuple(code.tolist()) in rows for code in model.vq_vae.codebook)
+    model.vq_vae._ema_cluster_size[:3] = 0.0
+    moved = model.vq_vae.restart_dead_codes(latents + 1.0, threshold=0.5)
+    assert moved == 3
+    assert torch.all(model.vq_vae._ema_cluster_size[:3] == 1.0)
+    assert all(tuple(code.tolist()) in {tuple(r.tolist()) for r in (latents + 1.0).reshape(-1, 9)}
+               for code in model.vq_vae.codebook[:3])

@@ -77,6 +77,33 @@ class VectorQuantizerEMA(nn.Module):
         self._embedding.weight.copy_(self._ema_w / cluster_size.unsqueeze(1))
 
 
+    @torch.no_grad()
+    def initialise_from(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Set every code to a latent drawn from `latents` (..., D), so that no code starts far from the data.
+
+        Not part of the official recipe: with random codes, short trainings collapse onto a few codes.
+        """
+        flat = latents.reshape(-1, self.embedding_dim).float()
+        chosen = flat[torch.randint(len(flat), (self.num_embeddings,), generator=generator, device=flat.device)]
+        self._embedding.weight.copy_(chosen)
+        self._ema_w.copy_(chosen)
+        self._ema_cluster_size.fill_(1.0)
+
+    @torch.no_grad()
+    def restart_dead_codes(self, latents: torch.Tensor, threshold: float,
+                           generator: torch.Generator | None = None) -> int:
+        """Move the codes whose EMA usage fell below `threshold` onto latents of the batch; returns how many."""
+        dead = torch.nonzero(self._ema_cluster_size < threshold).squeeze(1)
+        if len(dead) == 0:
+            return 0
+        flat = latents.reshape(-1, self.embedding_dim).float()
+        chosen = flat[torch.randint(len(flat), (len(dead),), generator=generator, device=flat.device)]
+        self._embedding.weight[dead] = chosen
+        self._ema_w[dead] = chosen
+        self._ema_cluster_size[dead] = 1.0
+        return len(dead)
+
+
 def perplexity(indices: torch.Tensor, num_embeddings: int) -> torch.Tensor:
     """exp(entropy) of the code histogram over all tokens: how many codes are effectively in use."""
     probabilities = torch.bincount(indices.reshape(-1), minlength=num_embeddings).float() / indices.numel()

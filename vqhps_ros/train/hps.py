@@ -42,6 +42,7 @@ from ..hps import (
     MeshRegressor,
     RegressorConfig,
     TransformerDims,
+    load_model,
     pose_init_from_mesh,
     save_model,
     weak_perspective_project,
@@ -140,7 +141,7 @@ class HPSLosses(NamedTuple):
 
 
 def build_hps_model(mesh_vqvae: MeshVQVAE, backbone: str, h36m_regressor, tpose,
-                    transformer: TransformerDims | None = None) -> VQHPS:
+                    transformer: TransformerDims | None = None, faces: np.ndarray | None = None) -> VQHPS:
     """A randomly initialised VQHPS around a (frozen) Mesh-VQ-VAE.
 
     h36m_regressor: (17, V) `J_regressor_h36m.npy` rows (stored in the model as its joint regressor, named
@@ -165,7 +166,8 @@ def build_hps_model(mesh_vqvae: MeshVQVAE, backbone: str, h36m_regressor, tpose,
                          f"codes for this Mesh-VQ-VAE, found {transformer.block_size} of {transformer.dict_size}")
     regressor = MeshRegressor(RegressorConfig(backbone=backbone, transformer=transformer))
     pose_init = torch.from_numpy(pose_init_from_mesh(tpose, h36m_regressor)).float()
-    model = VQHPS(regressor, mesh_vqvae.eval(), pose_init, torch.from_numpy(h36m_regressor), H36M_17_JOINT_NAMES)
+    model = VQHPS(regressor, mesh_vqvae.eval(), pose_init, torch.from_numpy(h36m_regressor), H36M_17_JOINT_NAMES,
+                  faces)
     model.mesh_vqvae.requires_grad_(False)
     return model
 
@@ -408,6 +410,21 @@ def load_tpose(path: str | Path, num_vertices: int) -> np.ndarray:
     return tpose.astype(np.float64)
 
 
+def evaluate_model_file(model_path: str | Path, dataset: str | Path, batch_size: int = 16) -> dict:
+    """`vqhps-ros evaluate`: a model file on a dataset folder (no augmentation) -> `validate_hps` metrics."""
+    model = load_model(model_path)
+    data = HPSDataset(load_hps_annotations(dataset, model.num_vertices), box_rescale=HPSTrainConfig.box_rescale)
+    return validate_hps(model, data, HPSTrainConfig(batch_size=batch_size, num_workers=0, device="cpu"))
+
+
+def load_template_faces(path: str | Path) -> np.ndarray:
+    """The (F, 3) `faces` of a template .npz (as `build-connections` reads it), stored in the model file."""
+    with np.load(path, allow_pickle=False) as template:
+        if "faces" not in template.files:
+            raise InputError(f"{path}: expected an array 'faces' (F, 3), found {template.files}")
+        return template["faces"]
+
+
 def run_train_hps(args, config: HPSTrainConfig) -> HPSHistory:
     """`vqhps-ros train-hps`: read the files named by `args` (see `cli.py`), train, return the history."""
     mesh_vqvae = load_mesh_vqvae(args.mesh_vqvae, args.connections)
@@ -416,8 +433,9 @@ def run_train_hps(args, config: HPSTrainConfig) -> HPSHistory:
     transformer = replace(TransformerDims(), model_dim=args.model_dim, nhead=args.nhead,
                           feedforward_dim=args.feedforward_dim, block_size=mesh_vqvae.num_tokens,
                           dict_size=mesh_vqvae.num_embeddings)
+    faces = load_template_faces(args.template) if args.template else None
     model = build_hps_model(mesh_vqvae, args.backbone, load_regressor_matrix(args.h36m_regressor), tpose,
-                            transformer)
+                            transformer, faces)
     mirror = mirror_permutation(tpose, config.mirror_tolerance) if config.flip_probability > 0 else None
     train_data = HPSDataset(load_hps_annotations(args.dataset, vertices), config.augmentation(), mirror,
                             config.box_rescale, config.seed)

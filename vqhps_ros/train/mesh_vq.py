@@ -24,6 +24,7 @@ from ..metrics import procrustes_align
 
 LOG = logging.getLogger(__name__)
 MESH_ARRAY_KEY = "vertices"
+DEAD_CODE_CHECK_EVERY = 10  # steps; each check encodes the batch once more
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class MeshVQTrainConfig:
     validation_meshes: int = 800  # upstream validates on 50 batches of 16
     save_every: int = 2_000
     seed: int = 0
+    # Beyond the official recipe, against codebook collapse in short trainings (0 turns each off): codes start on
+    # encoder latents of training meshes, and codes whose EMA usage falls below the threshold restart on latents.
+    data_init_codebook: int = 1
+    dead_code_threshold: float = 0.05
 
 
 @dataclass
@@ -125,12 +130,19 @@ def train_mesh_vq(model: MeshVQVAE, train_meshes: np.ndarray, validation_meshes:
     generator = np.random.default_rng(config.seed + start_step)
     history = MeshVQHistory()
     validation_meshes = validation_meshes[: config.validation_meshes]
+    if config.data_init_codebook and start_step == 0:
+        with torch.no_grad():
+            sample = train_meshes[generator.integers(0, len(train_meshes), min(len(train_meshes), 256))]
+            model.vq_vae.initialise_from(model.encode_latent(torch.from_numpy(sample)))
     model.train()
     progress = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, desc="train-mesh-vq")
     for step in progress:
         batch = torch.from_numpy(train_meshes[generator.integers(0, len(train_meshes), config.batch_size)])
         reconstruction, _, vq_loss = model(batch)
         loss = vertex_error(reconstruction, batch) + vq_loss
+        if config.dead_code_threshold > 0 and (step + 1) % DEAD_CODE_CHECK_EVERY == 0:
+            with torch.no_grad():
+                model.vq_vae.restart_dead_codes(model.encode_latent(batch), config.dead_code_threshold)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
