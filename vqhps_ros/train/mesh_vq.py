@@ -90,11 +90,16 @@ def _as_mesh_batch(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
-def vertex_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean per-vertex Euclidean distance after re-centring both meshes (the V2V of the official code)."""
+def vertex_errors(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,) mean per-vertex Euclidean distances after re-centring both meshes (the V2V of the official code)."""
     predicted = predicted - predicted.mean(dim=1, keepdim=True)
     target = target - target.mean(dim=1, keepdim=True)
-    return torch.linalg.norm(predicted - target, dim=-1).mean()
+    return torch.linalg.norm(predicted - target, dim=-1).mean(dim=1)
+
+
+def vertex_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The batch mean of `vertex_errors`: the training loss."""
+    return vertex_errors(predicted, target).mean()
 
 
 @torch.no_grad()
@@ -106,7 +111,7 @@ def validate(model: MeshVQVAE, meshes: np.ndarray, batch_size: int) -> dict:
     for start in range(0, len(meshes), batch_size):
         target = torch.from_numpy(meshes[start:start + batch_size])
         reconstruction, tokens, _ = model(target)
-        v2v.append(torch.linalg.norm(reconstruction - target, dim=-1).mean(dim=1))
+        v2v.append(vertex_errors(reconstruction, target))
         aligned = procrustes_align(reconstruction.numpy(), target.numpy())
         pa_v2v.append(torch.from_numpy(np.linalg.norm(aligned - target.numpy(), axis=-1).mean(axis=1)))
         indices.append(tokens)
