@@ -12,7 +12,6 @@ from .errors import InputError, VqhpsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference" / "vqhps_official"
-DEMO_MODEL = Path(__file__).resolve().parent / "models" / "vqhps_free_body.pt"
 SAMPLE_BAG = REPO_ROOT / "data" / "sample_bag"
 
 
@@ -41,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo(commands) -> None:
-    demo = commands.add_parser("demo", help="the bundled model on a bag: meshes, overlays and scores")
-    demo.add_argument("--model", type=Path, default=DEMO_MODEL, help="a model file (default: the bundled one)")
+    demo = commands.add_parser("demo", help="a model on a bag: meshes in the camera frame, overlays and scores")
+    demo.add_argument("--model", type=Path, required=True, help="a model file (train-hps output or save_model)")
     demo.add_argument("--bag", type=Path, default=SAMPLE_BAG, help="a ROS 2 bag (default: the sample bag)")
     demo.add_argument("--output", type=Path, default=Path("demo_output"), help="folder for overlays and summary")
     demo.add_argument("--overlay-every", type=int, default=15, help="write an overlay every N frames")
@@ -66,8 +65,6 @@ def _add_demo(commands) -> None:
 def _run_demo(args) -> int:
     from .bag_demo import run_bag_demo
 
-    if not args.model.exists():
-        raise InputError(f"no model file at {args.model}; pass --model")
     print(json.dumps(run_bag_demo(args.model, args.bag, args.output, args.overlay_every, args.max_frames), indent=2))
     print(f"overlays and summary.json in {args.output}")
     return 0
