@@ -113,16 +113,21 @@ class FullyConvAutoencoder(nn.Module):
             self.register_parameter(f"weight_res{index}", nn.Parameter(projection))
 
     def run_layers(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        # Layers work points-major, (P, B, C): a gather along the points then yields the (P, M, B*C) layout of
+        # the batched products directly, so the large gathered tensors are never transposed (batch-major
+        # gathers needed a copy of size P*M*B*C per layer, which made decoding scale badly with the batch).
+        points_major = x.transpose(0, 1)
         for spec in self.specs[start:stop]:
-            x = self._layer(x, spec)
-        return x
+            points_major = self._layer(points_major, spec)
+        return points_major.transpose(0, 1)
 
     def _layer(self, x: torch.Tensor, spec: LayerSpec) -> torch.Tensor:
+        """x: (P_in, B, C_in) -> (P_out, B, C_out)."""
         index = spec.index
         ids = getattr(self, f"neighbor_ids{index}")
         mask = getattr(self, f"neighbor_mask{index}").to(x.dtype)
         # The padding id points at this appended zero row.
-        padded = torch.cat([x, x.new_zeros(x.shape[0], 1, x.shape[2])], dim=1)
+        padded = torch.cat([x, x.new_zeros(1, x.shape[1], x.shape[2])], dim=0)
         output = None
         if spec.has_conv:
             conv = self._convolve(padded, ids, mask, spec)
@@ -144,11 +149,12 @@ class FullyConvAutoencoder(nn.Module):
         neighbours = _gather_neighbours(padded, ids)  # (P, M, B*I)
         mixed = torch.bmm(coefficients.transpose(1, 2), neighbours)  # (P, W, B*I)
         points, weight_num, in_channels = spec.out_points, spec.weight_num, spec.in_channels
-        mixed = mixed.reshape(points, weight_num, -1, in_channels).permute(2, 0, 1, 3)
-        mixed = mixed.reshape(-1, points, weight_num * in_channels)  # (B, P, W*I)
+        # W < M in every layer, so this transpose moves less data than one of the gathered neighbours would.
+        mixed = mixed.reshape(points, weight_num, -1, in_channels).transpose(1, 2)
+        mixed = mixed.reshape(points, -1, weight_num * in_channels)  # (P, B, W*I)
         kernel = basis.reshape(weight_num, spec.out_channels, in_channels).transpose(1, 2)
         kernel = kernel.reshape(weight_num * in_channels, spec.out_channels)
-        y = torch.matmul(mixed, kernel) + getattr(self, f"bias{index}")
+        y = torch.matmul(mixed, kernel) + getattr(self, f"bias{index}")  # (P, B, O)
         return y if spec.is_final else F.elu(y)
 
     def _resample(self, padded, ids, mask, spec: LayerSpec) -> torch.Tensor:
@@ -156,17 +162,15 @@ class FullyConvAutoencoder(nn.Module):
         if spec.projects_channels:
             padded = torch.matmul(padded, getattr(self, f"weight_res{index}").t())
         if not spec.resamples:
-            return padded[:, : spec.in_points]
+            return padded[: spec.in_points]
         weights = torch.abs(getattr(self, f"p_neighbors{index}")) * mask  # (P, M)
         weights = weights / (weights.sum(dim=1, keepdim=True) + 1e-8)
         neighbours = _gather_neighbours(padded, ids)  # (P, M, B*C)
         pooled = torch.bmm(weights.unsqueeze(1), neighbours).squeeze(1)  # (P, B*C)
-        channels = padded.shape[2]
-        return pooled.reshape(spec.out_points, -1, channels).transpose(0, 1)
+        return pooled.reshape(spec.out_points, -1, padded.shape[2])
 
 
 def _gather_neighbours(padded: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """(B, P_in + 1, C) gathered at ids (P, M) -> (P, M, B*C), the layout the batched products want."""
+    """(P_in + 1, B, C) gathered at ids (P, M) -> (P, M, B*C), the layout the batched products want."""
     points, neighbours = ids.shape
-    gathered = padded.index_select(1, ids.reshape(-1))  # (B, P*M, C)
-    return gathered.permute(1, 0, 2).reshape(points, neighbours, -1)
+    return padded.index_select(0, ids.reshape(-1)).reshape(points, neighbours, -1)
