@@ -15,3 +15,11 @@ class ConnectionMatrixError(VqhpsError):
 
 class InputError(VqhpsError, ValueError):
     """Data handed to a model or a function has the wrong shape, dtype or values."""
+
+
+class EngineError(VqhpsError):
+    """An inference engine cannot be built, loaded or run (missing backend, failed build, device failure)."""
+
+
+class EngineOutOfMemory(EngineError):
+    """The device ran out of memory while an engine was built, loaded or run; `auto` engines fall back on it."""

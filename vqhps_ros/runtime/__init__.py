@@ -1,15 +1,31 @@
 """Exported graphs and the engines that run them.
 
-Importing this package needs neither `onnx` nor `onnxruntime`: they are imported by the functions that use them.
+Importing this package needs none of `onnx`, `onnxruntime`, `tensorrt` or `pycuda`: they are imported by the
+functions that use them.
 """
 
+from .accuracy import PrecisionCost, measure_precision_cost
+from .calibration import PersonSamples, load_dataset_samples
+from .engine_cache import CacheEntryError, EngineCache, EngineKey
+from .engines import (
+    BACKENDS,
+    PRECISIONS,
+    Engine,
+    EngineDescription,
+    EngineOutput,
+    FallbackEngine,
+    create_engine,
+)
 from .export import (
     DEFAULT_MAX_BATCH,
     DEFAULT_OPSET,
+    EXPORT_PRECISIONS,
     TENSORRT_OPS,
+    VQHPSGraph,
     check_operators,
     export_mesh_decoder,
     export_onnx,
+    export_vqhps,
     operator_types,
 )
 from .onnx_meta import (
@@ -24,30 +40,59 @@ from .onnx_meta import (
     write_bytes_atomically,
 )
 from .onnx_runtime import OnnxMeshDecoder, create_session, select_providers
-from .signatures import BATCH, GraphSignature, TensorSpec, mesh_decoder_signature
+from .onnxruntime_engine import OnnxRuntimeEngine
+from .quantize import CropCalibrationReader, quantize_vqhps
+from .signatures import BATCH, GraphSignature, TensorSpec, mesh_decoder_signature, vqhps_signature
+from .tensorrt_engine import TensorRTEngine, build_engine, default_cache_dir
+from .torch_engine import TorchEngine
 
 __all__ = [
+    "BACKENDS",
     "BATCH",
     "CONTENT_HASH_KEY",
+    "CacheEntryError",
+    "CropCalibrationReader",
     "DEFAULT_MAX_BATCH",
     "DEFAULT_OPSET",
+    "EXPORT_PRECISIONS",
+    "Engine",
+    "EngineCache",
+    "EngineDescription",
+    "EngineKey",
+    "EngineOutput",
+    "FallbackEngine",
     "GRAPH_KEY",
     "GraphSignature",
     "OnnxMeshDecoder",
+    "OnnxRuntimeEngine",
     "PACKAGE_VERSION_KEY",
+    "PRECISIONS",
+    "PersonSamples",
+    "PrecisionCost",
     "TENSORRT_OPS",
+    "TensorRTEngine",
     "TensorSpec",
+    "TorchEngine",
+    "VQHPSGraph",
+    "build_engine",
     "check_operators",
     "content_hash",
+    "create_engine",
     "create_session",
+    "default_cache_dir",
     "export_mesh_decoder",
     "export_onnx",
+    "export_vqhps",
+    "load_dataset_samples",
+    "measure_precision_cost",
     "mesh_decoder_signature",
     "operator_types",
+    "quantize_vqhps",
     "read_metadata",
     "save_model_atomically",
     "select_providers",
     "stamp_metadata",
     "verify_content_hash",
+    "vqhps_signature",
     "write_bytes_atomically",
 ]

@@ -7,12 +7,14 @@ export). The TorchScript path marks itself deprecated; its notices are silenced 
 deliberate. Its graphs compute the batch-dependent reshapes with Shape/Gather/Concat nodes, which TensorRT resolves
 as shape tensors; static axes that its shape annotations leave symbolic are written from the graph's signature.
 
-Every export is traced at batch EXAMPLE_BATCH, checked against its signature, restricted to TENSORRT_OPS, stamped
-with metadata and a content hash (`onnx_meta`), validated with the ONNX checker, and written atomically.
+Every export is traced at batch EXAMPLE_BATCH, rid of its Identity nodes, checked against its signature, restricted
+to TENSORRT_OPS, stamped with metadata and a content hash (`onnx_meta`), validated with the ONNX checker, and written
+atomically.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -26,18 +28,28 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..hps import VQHPS
 from ..mesh_vq import MeshVQVAE
 from .onnx_meta import import_onnx, save_model_atomically, stamp_metadata
 from .signatures import (
     BATCH,
+    CROP_SIZE,
+    JOINT_NAMES_KEY,
     MAX_BATCH_KEY,
     MESH_DECODER_GRAPH,
     MESH_VQ_CONFIG_KEY,
+    NUM_JOINTS_KEY,
     NUM_TOKENS_KEY,
     NUM_VERTICES_KEY,
+    POSE_INIT_KEY,
+    PRECISION_KEY,
+    REGRESSOR_CONFIG_KEY,
+    SOURCE_KEY,
+    VQHPS_GRAPH,
     GraphSignature,
     TensorSpec,
     mesh_decoder_signature,
+    vqhps_signature,
 )
 
 if TYPE_CHECKING:
@@ -53,8 +65,10 @@ EXAMPLE_BATCH = 2
 # (NonZero, Unique); Einsum is left out on purpose (TensorRT supports only a subset of its equations).
 # A new graph that needs another operator extends this set after checking it against that matrix.
 TENSORRT_OPS = frozenset({
-    "Abs", "Add", "ArgMin", "Cast", "Concat", "Constant", "ConstantOfShape", "Div", "Elu", "Gather", "MatMul",
-    "Mul", "Pow", "ReduceSum", "Reshape", "Shape", "Squeeze", "Sub", "Transpose", "Unsqueeze",
+    "Abs", "Add", "ArgMax", "ArgMin", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
+    "Elu", "Equal", "Erf", "Expand", "Flatten", "Gather", "GatherElements", "Gemm", "GlobalAveragePool",
+    "LayerNormalization", "MatMul", "MaxPool", "Mod", "Mul", "Pow", "ReduceL2", "ReduceMean", "ReduceSum", "Relu",
+    "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Where",
 })  # fmt: skip
 
 
@@ -95,6 +109,91 @@ def mesh_decoder_metadata(model: MeshVQVAE, max_batch: int) -> dict[str, str]:
     }
 
 
+# Precisions of the exported whole-model graph. "fp16" holds float16 weights and activations between a float32 input
+# and float32 outputs: what a strongly typed TensorRT network (the only kind TensorRT 11 builds) needs to run in
+# half precision. INT8 graphs are derived from the fp32 graph by `quantize.quantize_vqhps`.
+EXPORT_PRECISIONS = ("fp32", "fp16")
+
+
+class VQHPSGraph(nn.Module):
+    """The exported function of the whole network: crops -> the outputs of `vqhps_signature`, in its order.
+
+    It runs the model's own forward (the PyTorch engine runs this module too, so both share one code path) and only
+    selects and casts outputs: indices to int32, floats to float32; crops are cast to the model's dtype.
+    """
+
+    def __init__(self, model: VQHPS):
+        super().__init__()
+        self.model = model
+
+    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        output = self.model(crops.to(self.model.pose_init.dtype))
+        selected = [output.token_confidence, output.rotmat, output.cam, output.verts_canonical, output.verts]
+        if output.joints is not None:
+            selected.append(output.joints)
+        return (output.indices.to(torch.int32), *(tensor.float() for tensor in selected))
+
+
+def export_vqhps(model: VQHPS, path: str | Path, max_persons: int = DEFAULT_MAX_BATCH, opset: int = DEFAULT_OPSET,
+                 precision: str = "fp32", source: Mapping[str, str] | None = None) -> Path:
+    """Export the whole network, crops (batch, 3, 224, 224) -> `vqhps_signature` outputs; returns the path.
+
+    pose_init is baked into the graph as a constant. `max_persons` is the top of the batch range TensorRT engines
+    are built for (stored in the metadata; ONNX Runtime takes any batch). `precision` is one of EXPORT_PRECISIONS;
+    the fp16 graph is traced from a half-precision copy, the caller's model is never changed. `source` (e.g. the
+    model file's name and sha256) is recorded in the metadata. The model must be float32 and use the per-crop
+    token head: official batching couples the persons of a batch and is refused.
+    """
+    check_exportable(model)
+    if precision not in EXPORT_PRECISIONS:
+        raise InputError(f"export precision must be one of {EXPORT_PRECISIONS}, got {precision!r} "
+                         "(INT8 graphs are made from the fp32 graph by quantize_vqhps)")
+    if max_persons < 1:
+        raise InputError(f"max_persons must be at least 1, got {max_persons}")
+    traced = copy.deepcopy(model).half() if precision == "fp16" else model
+    device = model.pose_init.device
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(EXAMPLE_BATCH, 3, CROP_SIZE, CROP_SIZE, generator=generator).to(device)
+    metadata = vqhps_metadata(model, max_persons, precision, source)
+    return export_onnx(VQHPSGraph(traced), (example,), vqhps_graph_signature(model), path, VQHPS_GRAPH, metadata,
+                       opset)
+
+
+def check_exportable(model: VQHPS) -> None:
+    """InputError unless `model` is a float32 VQHPS with the per-crop token head."""
+    if not isinstance(model, VQHPS):
+        raise InputError(f"expected a VQHPS model, got {type(model).__name__}")
+    if model.regressor.transformer.dec_head.official_batching:
+        raise InputError("official batching makes each person's tokens depend on the others in the batch and "
+                         "cannot be exported; call model.set_official_batching(False)")
+    dtypes = {parameter.dtype for parameter in model.parameters()}
+    if dtypes != {torch.float32}:
+        raise InputError(f"export needs a float32 model, found {sorted(str(dtype) for dtype in dtypes)}; "
+                         "call model.float()")
+
+
+def vqhps_graph_signature(model: VQHPS) -> GraphSignature:
+    joints = None if model.joint_regressor is None else int(model.joint_regressor.shape[0])
+    return vqhps_signature(model.mesh_vqvae.num_tokens, model.num_vertices, joints)
+
+
+def vqhps_metadata(model: VQHPS, max_persons: int, precision: str,
+                   source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What an engine needs to know about a whole-model graph without the model: sizes, configuration, pose_init."""
+    joints = 0 if model.joint_regressor is None else int(model.joint_regressor.shape[0])
+    entries = mesh_decoder_metadata(model.mesh_vqvae, max_persons)
+    entries.update({
+        REGRESSOR_CONFIG_KEY: json.dumps(model.regressor.config.to_dict(), sort_keys=True),
+        POSE_INIT_KEY: json.dumps([float(value) for value in model.pose_init.detach().cpu().tolist()]),
+        NUM_JOINTS_KEY: str(joints),
+        JOINT_NAMES_KEY: json.dumps(list(model.joint_names)),
+        PRECISION_KEY: precision,
+    })  # fmt: skip
+    if source:
+        entries[SOURCE_KEY] = json.dumps(dict(source), sort_keys=True)
+    return entries
+
+
 def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], signature: GraphSignature,
                 path: str | Path, graph: str, metadata: Mapping[str, str], opset: int = DEFAULT_OPSET,
                 allowed_ops: frozenset[str] = TENSORRT_OPS) -> Path:
@@ -104,6 +203,7 @@ def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], sig
     """
     onnx = import_onnx()
     model = onnx.load_from_string(trace_to_onnx_bytes(module, example_inputs, signature, opset))
+    remove_identity_nodes(model)
     conform_to_signature(model, signature)
     check_operators(model, allowed_ops)
     stamp_metadata(model, graph, metadata)
@@ -146,8 +246,13 @@ def _expected_export_warnings():
         # The TorchScript exporter is chosen on purpose (module docstring); its deprecation notices are known.
         warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\.")
-        # The models' input checks compare a traced size with a Python int; they only read static axes.
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"vqhps_ros\.mesh_vq\.model$")
+        # The models' input checks compare a traced size with a Python int, and the attention scale is a Python
+        # float of the head width: they only read static axes (crop size, channels, feature map).
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning,
+                                module=r"vqhps_ros\.(mesh_vq\.model|hps\.model|hps\.regressor|hps\.transformer)$")
+        # nn.MultiheadAttention checks that the embedding splits into heads and that key and value agree in shape:
+        # static widths, and one tensor passed twice.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.functional$")
         yield
 
 
@@ -184,6 +289,38 @@ def _conform_value(value: onnx.ValueInfoProto, spec: TensorSpec) -> None:
                                f"expects {spec.shape_text}")
         else:
             dim.dim_value = size
+
+
+def remove_identity_nodes(model: onnx.ModelProto) -> int:
+    """Drop the Identity nodes of the main graph, wiring their consumers to their input; returns how many.
+
+    The TorchScript exporter writes one Identity per reused initializer (hundreds in HRNet); they compute nothing
+    but every runtime has to walk them. An Identity that produces a graph output is kept (its name is the API).
+    """
+    graph = model.graph
+    if any(attribute.HasField("g") or attribute.graphs for node in graph.node for attribute in node.attribute):
+        return 0  # a subgraph may read a name implicitly; such graphs are left as they are
+    outputs = {value.name for value in graph.output}
+    replaced = {node.output[0]: node.input[0] for node in graph.node
+                if node.op_type == "Identity" and node.domain in ("", "ai.onnx") and node.output[0] not in outputs}
+    if not replaced:
+        return 0
+
+    def source(name: str) -> str:
+        while name in replaced:  # chains of Identity nodes
+            name = replaced[name]
+        return name
+
+    kept = [node for node in graph.node if not (node.op_type == "Identity" and node.output[0] in replaced)]
+    for node in kept:
+        for index, name in enumerate(node.input):
+            node.input[index] = source(name)
+    del graph.node[:]
+    graph.node.extend(kept)
+    value_info = [value for value in graph.value_info if value.name not in replaced]
+    del graph.value_info[:]
+    graph.value_info.extend(value_info)
+    return len(replaced)
 
 
 def check_operators(model: onnx.ModelProto, allowed_ops: frozenset[str]) -> None:

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..atomic_files import write_bytes_atomically
 from ..errors import CheckpointError
+from .signatures import GRAPH_KEY
 
 if TYPE_CHECKING:
     import onnx
 
-GRAPH_KEY = "vqhps_ros.graph"
 PACKAGE_VERSION_KEY = "vqhps_ros.version"
 CONTENT_HASH_KEY = "vqhps_ros.content_sha256"
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 
 BATCH = "batch"
+GRAPH_KEY = "vqhps_ros.graph"  # the kind of graph a file holds (re-exported by onnx_meta)
 
 # Metadata keys of the mesh decoder graph (generic keys are in onnx_meta).
 MESH_DECODER_GRAPH = "mesh_decoder"
@@ -20,6 +21,21 @@ MESH_VQ_CONFIG_KEY = "vqhps_ros.mesh_vq.config"
 NUM_VERTICES_KEY = "vqhps_ros.mesh_vq.num_vertices"
 NUM_TOKENS_KEY = "vqhps_ros.mesh_vq.num_tokens"
 MAX_BATCH_KEY = "vqhps_ros.max_batch"
+
+# Metadata keys of the whole VQ-HPS graph (it also carries the mesh decoder keys above).
+VQHPS_GRAPH = "vqhps"
+REGRESSOR_CONFIG_KEY = "vqhps_ros.regressor.config"
+POSE_INIT_KEY = "vqhps_ros.pose_init"
+JOINT_NAMES_KEY = "vqhps_ros.joint_names"
+NUM_JOINTS_KEY = "vqhps_ros.num_joints"
+PRECISION_KEY = "vqhps_ros.precision"
+QUANTIZATION_KEY = "vqhps_ros.quantization"
+SOURCE_KEY = "vqhps_ros.source"
+
+CROPS = "crops"
+CROP_SIZE = 224
+# Graph outputs of the whole network, in order; `joints` only exists when the model has a joint regressor.
+VQHPS_OUTPUTS = ("indices", "token_confidence", "rotmat", "cam", "verts_canonical", "verts", "joints")
 
 # Which array kinds (numpy `dtype.kind`) each graph dtype accepts: integers of any width become int64 (tokens
 # travel as uint16 in messages), floats of any width become float32; bools are never indices.
@@ -85,3 +101,39 @@ def mesh_decoder_signature(num_tokens: int, num_vertices: int) -> GraphSignature
         inputs=(TensorSpec("indices", "int64", (BATCH, num_tokens)),),
         outputs=(TensorSpec("vertices", "float32", (BATCH, num_vertices, 3)),),
     )
+
+
+def vqhps_signature(num_tokens: int, num_vertices: int, num_joints: int | None) -> GraphSignature:
+    """crops (batch, 3, 224, 224) float32 ImageNet-normalised RGB -> per person:
+
+    indices (batch, T) int32 codebook indices (int32, not int64: TensorRT 8.x has no 64-bit I/O tensors);
+    token_confidence (batch, T) float32 softmax probability of each chosen index;
+    rotmat (batch, 3, 3), cam (batch, 3) weak-perspective [s, tx, ty];
+    verts_canonical and verts (batch, V, 3) float32 (verts = verts_canonical @ rotmat^T);
+    joints (batch, J, 3) float32, only when `num_joints` is not None.
+    """
+    outputs = [
+        TensorSpec("indices", "int32", (BATCH, num_tokens)),
+        TensorSpec("token_confidence", "float32", (BATCH, num_tokens)),
+        TensorSpec("rotmat", "float32", (BATCH, 3, 3)),
+        TensorSpec("cam", "float32", (BATCH, 3)),
+        TensorSpec("verts_canonical", "float32", (BATCH, num_vertices, 3)),
+        TensorSpec("verts", "float32", (BATCH, num_vertices, 3)),
+    ]
+    if num_joints is not None:
+        outputs.append(TensorSpec("joints", "float32", (BATCH, num_joints, 3)))
+    return GraphSignature(inputs=(TensorSpec(CROPS, "float32", (BATCH, 3, CROP_SIZE, CROP_SIZE)),),
+                          outputs=tuple(outputs))
+
+
+def vqhps_signature_from_metadata(metadata: dict[str, str], source: str) -> GraphSignature:
+    """The signature a whole-model graph declares in its metadata; CheckpointError for any other file."""
+    graph = metadata.get(GRAPH_KEY)
+    if graph != VQHPS_GRAPH:
+        raise CheckpointError(f"{source}: expected a VQ-HPS graph exported by vqhps_ros ({GRAPH_KEY} = {VQHPS_GRAPH}),"
+                              f" found {GRAPH_KEY} = {graph}")
+    try:
+        joints = int(metadata[NUM_JOINTS_KEY])
+        return vqhps_signature(int(metadata[NUM_TOKENS_KEY]), int(metadata[NUM_VERTICES_KEY]), joints or None)
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{source}: incomplete VQ-HPS graph metadata ({error!r}); export it again") from error
