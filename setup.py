@@ -25,6 +25,8 @@ setup(
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
         "dev": ["pytest>=7", "ruff>=0.4"],
         "anny": ["anny>=0.6.2"],
+        "jetson": ["onnx>=1.14", "pycuda>=2022.1"],  # TensorRT itself comes from JetPack (python3-libnvinfer)
+        "tensorrt": ["onnx>=1.14", "pycuda>=2022.1", "tensorrt>=8.6"],
     },
     entry_points={"console_scripts": ["vqhps-ros=vqhps_ros.cli:main"]},
 )

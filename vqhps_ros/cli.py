@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(commands)
     _add_free_body(commands)
     _add_evaluate(commands)
+    _add_export(commands)
+    _add_build_engine(commands)
     return parser
 
 
@@ -207,6 +209,50 @@ def _run_synth(args) -> int:
     info = write_dataset(args.output, args.frames, args.seed, tokenizer=tokenizer, settings=settings,
                          image_format=args.image_format, device=args.device)
     print(json.dumps({key: info[key] for key in ("num_frames", "num_records", "seed", "num_vertices", "tokens")}))
+    return 0
+
+
+def _add_export(commands) -> None:
+    export = commands.add_parser("export", help="export the whole VQ-HPS network (crops -> meshes) to ONNX")
+    export.add_argument("--model", type=Path, required=True, help="model file written by vqhps_ros (save_model)")
+    export.add_argument("--output", type=Path, required=True)
+    export.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="fp32: ONNX Runtime, TensorRT <= 10.11; fp16: TensorRT 10.12+/11; int8: ONNX Runtime CPU")
+    export.add_argument("--max-persons", type=int, default=16)
+    export.add_argument("--opset", type=int, default=17)
+    export.add_argument("--calibration-dataset", type=Path, help="dataset folder of person crops (int8)")
+    export.add_argument("--calibration-count", type=int, default=64)
+    export.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from .runtime.commands import export_command
+
+    path = export_command(args.model, args.output, precision=args.precision, max_persons=args.max_persons,
+                          opset=args.opset, calibration_dataset=args.calibration_dataset,
+                          calibration_count=args.calibration_count)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_build_engine(commands) -> None:
+    build = commands.add_parser("build-engine", help="build the TensorRT engine of an exported graph into the cache")
+    build.add_argument("--onnx", type=Path, required=True)
+    build.add_argument("--cache-dir", type=Path, help="default ~/.cache/vqhps_ros/engines")
+    build.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
+    build.add_argument("--max-persons", type=int, help="top of the batch profile (default: the graph's)")
+    build.add_argument("--opt-persons", type=int, help="batch TensorRT tunes for (default 2)")
+    build.add_argument("--device", type=int, default=0)
+    build.add_argument("--workspace-mb", type=int, default=1024)
+    build.set_defaults(run=_run_build_engine)
+
+
+def _run_build_engine(args) -> int:
+    from .runtime.commands import build_engine_command
+
+    report = build_engine_command(args.onnx, args.cache_dir, args.precision, args.max_persons,
+                                  args.opt_persons, args.device, args.workspace_mb)
+    print(f"{'built' if report.built else 'cached'}: {report.engine_path}\n{report.description}")
     return 0
 
 
