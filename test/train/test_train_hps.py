@@ -2,6 +2,7 @@
 
 import json
 import logging
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from vqhps_ros.body.joints import H36M_17_JOINT_NAMES, H36M_TO_J17
 from vqhps_ros.cli import main
 from vqhps_ros.errors import CheckpointError, InputError
 from vqhps_ros.hps import (
+    RegressorOutput,
     TransformerDims,
     apply_affines,
     crop_geometry_from_boxes,
@@ -24,7 +26,13 @@ from vqhps_ros.hps import (
     weak_perspective_project,
 )
 from vqhps_ros.mesh_vq import MeshVQVAE, build_hierarchy, hierarchy_config, load_mesh_vqvae, save_mesh_vqvae
-from vqhps_ros.train.hps import HPSTrainConfig, build_hps_model, reprojection_loss, train_hps
+from vqhps_ros.train.hps import (
+    HPSTrainConfig,
+    build_hps_model,
+    reprojection_loss,
+    soft_mesh_output,
+    train_hps,
+)
 from vqhps_ros.train.hps_data import (
     ANNOTATION_FILE,
     J17_FLIP_PERMUTATION,
@@ -212,6 +220,84 @@ def test_loss_goes_down_and_the_model_file_reloads(datasets, mesh_vqvae_file, h3
     assert stored["epoch"] == 7 and stored["step"] == 28
     assert stored["scheduler"]["last_epoch"] == 7 and "state" in stored["optimizer"]
     assert stored["validation"]["pve_mm"] == pytest.approx(metrics["pve_mm"])
+
+
+class FixedHead(torch.nn.Module):
+    """Stands in for the regressor: the same logits, rotation and camera for every crop."""
+
+    def __init__(self, logits, rot6d, cam):
+        super().__init__()
+        self.logits, self.rot6d, self.cam = (torch.nn.Parameter(value) for value in (logits, rot6d, cam))
+
+    def forward(self, crops, pose_init):
+        batch = crops.shape[0]
+        return RegressorOutput(self.logits.expand(batch, -1, -1), self.rot6d.expand(batch, -1),
+                               self.cam.expand(batch, -1))
+
+
+def test_soft_mesh_is_the_argmax_mesh_when_confident_and_passes_gradients_to_the_logits(
+        mesh_vqvae_file, h36m_regressor, template):
+    model = make_model(mesh_vqvae_file, h36m_regressor, template[0]).eval()
+    tokens = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(1))
+    logits = 30.0 * torch.nn.functional.one_hot(tokens, 64).float()
+    model.regressor = FixedHead(logits, torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.6, 0.8]]), torch.tensor([[0.9, 0, 0]]))
+    crops = torch.zeros(2, 3, 224, 224)
+    hard, soft = model(crops), soft_mesh_output(model, crops)
+    assert torch.equal(soft.indices, hard.indices) and torch.equal(soft.indices[0], tokens[0])
+    torch.testing.assert_close(soft.token_confidence, hard.token_confidence)
+    torch.testing.assert_close(soft.verts, hard.verts, rtol=0, atol=1e-5)
+    torch.testing.assert_close(soft.joints, hard.joints, rtol=0, atol=1e-5)
+    assert not hard.verts_canonical.requires_grad, "inference decodes the argmax tokens, without gradients"
+
+    model.regressor.logits.data = torch.randn(1, 6, 64, generator=torch.Generator().manual_seed(2))
+    soft = soft_mesh_output(model, crops)
+    (soft.joints.square().sum() + soft.verts_canonical.sum()).backward()
+    assert model.regressor.logits.grad.abs().sum() > 0
+    assert all(param.grad is None for param in model.mesh_vqvae.parameters()), "the Mesh-VQ-VAE stays frozen"
+
+
+def test_vertex_loss_alone_trains_the_token_head_through_the_soft_mesh(datasets, mesh_vqvae_file, h36m_regressor,
+                                                                       template, tmp_path):
+    train = HPSDataset(load_hps_annotations(datasets[0], 162))
+    only_vertices = HPSTrainConfig(epochs=1, batch_size=8, lr=1e-3, weight_decay=0.0, num_workers=0, device="cpu",
+                                   token_weight=0.0, rotation_weight=0.0, reprojection_weight=0.0, vertex_weight=10.0,
+                                   **NO_AUGMENTATION_OPTIONS)
+    model = make_model(mesh_vqvae_file, h36m_regressor, template[0])
+    head = model.regressor.transformer.state_dict()
+    head = {key: value.clone() for key, value in head.items()}
+    history = train_hps(model, train, None, tmp_path / "v.pt", only_vertices)
+    assert history.loss == pytest.approx([10.0 * value for value in history.vertex_loss], rel=1e-6)
+    after = model.regressor.transformer.state_dict()
+    moved = [key for key, value in after.items() if not torch.equal(value, head[key])]
+    assert len(moved) > len(head) // 2, "the vertex term reaches the token head only through the soft mesh"
+
+    model = make_model(mesh_vqvae_file, h36m_regressor, template[0])
+    history = train_hps(model, train, None, tmp_path / "hard.pt", replace(only_vertices, vertex_weight=0.0))
+    assert history.loss == [0.0, 0.0] and history.vertex_loss[0] > 0
+
+
+def test_the_keypoint_heatmap_head_trains_resumes_and_stays_out_of_the_model(datasets, mesh_vqvae_file,
+                                                                             h36m_regressor, template, tmp_path):
+    annotations = load_hps_annotations(datasets[1], 162)
+    config = HPSTrainConfig(epochs=2, batch_size=4, num_workers=0, device="cpu", heatmap_weight=1.0,
+                            **NO_AUGMENTATION_OPTIONS)
+    straight = train_hps(make_model(mesh_vqvae_file, h36m_regressor, template[0]), HPSDataset(annotations), None,
+                         tmp_path / "full.pt", config)
+    assert all(value > 0 for value in straight.heatmap_loss)
+    total = straight.token_loss[0] + straight.rotation_loss[0] + straight.reprojection_loss[0]
+    assert straight.loss[0] == pytest.approx(total + straight.heatmap_loss[0], rel=1e-5)
+
+    train_hps(make_model(mesh_vqvae_file, h36m_regressor, template[0]), HPSDataset(annotations), None,
+              tmp_path / "half.pt", replace(config, epochs=1))
+    stored = torch.load(tmp_path / "half.pt", weights_only=True)
+    assert set(stored["auxiliary_heads"]["keypoint_heatmaps"]) == {"conv.weight", "conv.bias"}
+    assert not any("heatmap" in key for key in stored["model"]), "the head is not part of the network"
+    resumed = train_hps(make_model(mesh_vqvae_file, h36m_regressor, template[0], seed=4), HPSDataset(annotations),
+                        None, tmp_path / "resumed.pt", config, resume=tmp_path / "half.pt")
+    np.testing.assert_allclose(resumed.loss, straight.loss[2:], rtol=1e-5)
+    with pytest.raises(CheckpointError, match="trained with heatmap_weight 1.0: resume with it"):
+        train_hps(make_model(mesh_vqvae_file, h36m_regressor, template[0]), HPSDataset(annotations), None,
+                  tmp_path / "other.pt", replace(config, heatmap_weight=0.0), resume=tmp_path / "half.pt")
 
 
 def test_resume_repeats_an_uninterrupted_run(datasets, mesh_vqvae_file, h36m_regressor, template, mirror, tmp_path):

@@ -71,7 +71,10 @@ class VQHPS(nn.Module):
         """crops: (B, 3, 224, 224) ImageNet-normalised RGB."""
         _check_crops(crops)
         pose_init = self.pose_init.to(crops.dtype).expand(crops.shape[0], -1)
-        logits, rot6d, cam = self.regressor(crops, pose_init)
+        return self.decode_regression(*self.regressor(crops, pose_init))
+
+    def decode_regression(self, logits: torch.Tensor, rot6d: torch.Tensor, cam: torch.Tensor) -> HPSOutput:
+        """The regressor's outputs -> argmax tokens, confidences, decoded and rotated mesh, joints."""
         indices = logits.argmax(dim=-1)
         confidence = torch.softmax(logits.float(), dim=-1).gather(-1, indices.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():

@@ -88,7 +88,11 @@ class MeshRegressor(nn.Module):
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
         """`backbone_pose` features -> 1x1 conv -> transformer -> (B, T, K) logits."""
-        features = self.conv_1x1(self.backbone_pose(images))  # (B, C, h, w)
+        return self.logits_from_features(self.backbone_pose(images))
+
+    def logits_from_features(self, pose_features: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) `backbone_pose` output -> (B, T, K) logits (training reuses the features elsewhere)."""
+        features = self.conv_1x1(pose_features)  # (B, model_dim, h, w)
         batch = features.shape[0]
         image_tokens = features.flatten(2).permute(2, 0, 1)  # (h*w, B, C), token = row * w + col
         if image_tokens.shape[0] != self.position_encoding.shape[0]:

@@ -6,11 +6,23 @@ mesh gets its own tokens), and the loss is
     token_weight * CE(logits, tokens)
     + rotation_weight * MSE(predicted rotation matrix, ground-truth global orientation matrix)
     + reprojection_weight * mean_j(conf_j * |weak_perspective(J_h36m[H36M_TO_J17] @ verts, cam)_j - keypoint_j|_1 / 2)
+    + vertex_weight * mean |canonical mesh - ground-truth canonical mesh|_1 (metres)
+    + heatmap_weight * keypoint_heatmap_loss(pose backbone features, keypoints)
 
-with the keypoints in normalised crop coordinates. AdamW (lr 1e-4, weight decay 1e-3) and a StepLR (every 100
-epochs, gamma 0.1) as upstream. The model file is written at the end of every epoch (`save_model`, official layout
-plus optimizer / scheduler / epoch / step) and training resumes from it at the next epoch. The model's joint
-regressor is the H36M-17 regressor in its file's row order, named by `H36M_17_JOINT_NAMES`.
+with the keypoints in normalised crop coordinates. The last two terms are not upstream's (both weights are 0 by
+default, which is the official recipe):
+
+* vertex_weight > 0: training decodes a *soft* mesh, the Mesh-VQ-VAE decoder applied to the probability-weighted
+  codebook rows softmax(logits) @ codebook, and both the vertex and the reprojection terms use it, so the logits
+  get a dense geometric gradient besides the cross-entropy (`soft_mesh_output`);
+* heatmap_weight > 0: an auxiliary head classifies where each 2D keypoint lies on the pose backbone's feature
+  grid (`keypoint_heatmaps`), a dense target for a backbone trained from scratch.
+
+Validation and inference always decode the argmax tokens. AdamW (lr 1e-4, weight decay 1e-3) and a StepLR (every
+100 epochs, gamma 0.1) as upstream. The model file is written at the end of every epoch (`save_model`, official
+layout plus optimizer / scheduler / epoch / step, and the auxiliary head's state) and training resumes from it at
+the next epoch. The model's joint regressor is the H36M-17 regressor in its file's row order, named by
+`H36M_17_JOINT_NAMES`.
 
 Validation (every `validate_every` epochs and after the last one): token accuracy (%) and the official
 MPJPE / PA-MPJPE / PVE / PA-PVE in millimetres (`evaluate_meshes`, meshes centred on their centroid, ground truth
@@ -41,6 +53,7 @@ from ..hps import (
     HPSOutput,
     MeshRegressor,
     RegressorConfig,
+    RegressorOutput,
     TransformerDims,
     load_model,
     pose_init_from_mesh,
@@ -48,6 +61,7 @@ from ..hps import (
     weak_perspective_project,
 )
 from ..hps.checkpoint import PACKAGE_KEY, load_regressor_state
+from ..hps.rotation import rotation_6d_to_matrix
 from ..mesh_vq import MeshVQVAE, load_mesh_vqvae
 from ..metrics import evaluate_meshes
 from .hps_data import (
@@ -56,9 +70,12 @@ from .hps_data import (
     load_hps_annotations,
     mirror_permutation,
 )
+from .keypoint_heatmaps import KeypointHeatmapHead, keypoint_heatmap_loss
 
 LOG = logging.getLogger(__name__)
 H36M_JOINTS = len(H36M_17_JOINT_NAMES)
+AUXILIARY_HEADS_KEY = "auxiliary_heads"  # training state of the heads that are not part of the model's network
+KEYPOINT_HEAD_KEY = "keypoint_heatmaps"
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,8 @@ class HPSTrainConfig:
     token_weight: float = 1.0
     rotation_weight: float = 1.0
     reprojection_weight: float = 1.0
+    vertex_weight: float = 0.0  # not upstream's: trains through a soft-decoded mesh (see the module docstring)
+    heatmap_weight: float = 0.0  # not upstream's: auxiliary keypoint heatmaps on the pose backbone's features
     box_rescale: float = 1.2
     # The augmentation defaults are AugmentationSettings' own (flat here: each field is a command-line option).
     flip_probability: float = AugmentationSettings.flip_probability
@@ -97,7 +116,8 @@ class HPSTrainConfig:
         for name in ("lr", "box_rescale", "mirror_tolerance"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise InputError(f"{name} must be a positive number, found {getattr(self, name)}")
-        for name in ("weight_decay", "lr_gamma", "token_weight", "rotation_weight", "reprojection_weight"):
+        for name in ("weight_decay", "lr_gamma", "token_weight", "rotation_weight", "reprojection_weight",
+                     "vertex_weight", "heatmap_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise InputError(f"{name} must be a number >= 0, found {getattr(self, name)}")
         self.augmentation()  # checks the augmentation ranges
@@ -124,6 +144,8 @@ class HPSHistory:
     token_loss: list[float] = field(default_factory=list)
     rotation_loss: list[float] = field(default_factory=list)
     reprojection_loss: list[float] = field(default_factory=list)
+    vertex_loss: list[float] = field(default_factory=list)
+    heatmap_loss: list[float] = field(default_factory=list)
     token_accuracy: list[float] = field(default_factory=list)
     epochs: list[int] = field(default_factory=list)  # completed epochs (1-based) of this run
     validation: list[dict] = field(default_factory=list)
@@ -134,6 +156,8 @@ class HPSLosses(NamedTuple):
     tokens: torch.Tensor  # () cross-entropy
     rotation: torch.Tensor  # () MSE of the rotation matrices
     reprojection: torch.Tensor  # () confidence-weighted L1 in normalised crop coordinates
+    vertices: torch.Tensor  # () mean L1 of the canonical mesh, metres
+    heatmaps: torch.Tensor  # () keypoint heatmap cross-entropy (0 without the auxiliary head)
     token_accuracy: torch.Tensor  # () percent of tokens predicted right
 
 
@@ -172,10 +196,12 @@ def build_hps_model(mesh_vqvae: MeshVQVAE, backbone: str, h36m_regressor, tpose,
     return model
 
 
-def _training_mode(model: VQHPS) -> None:
-    """Regressor in training mode; the Mesh-VQ-VAE stays in eval mode (frozen, as upstream)."""
+def _training_mode(model: VQHPS, keypoint_head: KeypointHeatmapHead | None = None) -> None:
+    """Regressor (and auxiliary head) in training mode; the Mesh-VQ-VAE stays in eval mode (frozen, as upstream)."""
     model.train()
     model.mesh_vqvae.eval()
+    if keypoint_head is not None:
+        keypoint_head.train()
 
 
 # ------------------------------------------------------------------------------------------------- losses
@@ -190,22 +216,63 @@ def reprojection_loss(joints: torch.Tensor, cam: torch.Tensor, keypoints: torch.
 
 
 def hps_losses(output: HPSOutput, tokens: torch.Tensor, rotation: torch.Tensor, keypoints: torch.Tensor,
-               config: HPSTrainConfig) -> HPSLosses:
-    """All loss terms of a batch: tokens (B, T) ground-truth indices, rotation (B, 3, 3), keypoints (B, 17, 3)."""
+               canonical_vertices: torch.Tensor, config: HPSTrainConfig,
+               heatmap_logits: torch.Tensor | None = None) -> HPSLosses:
+    """All loss terms of a batch: tokens (B, T) ground-truth indices, rotation (B, 3, 3), keypoints (B, 17, 3),
+    canonical_vertices (B, V, 3) the ground-truth canonical mesh, heatmap_logits (B, 17, n * n) of the auxiliary
+    head when there is one."""
     token_loss = F.cross_entropy(output.logits.flatten(0, 1).float(), tokens.flatten())
     rotation_loss = F.mse_loss(output.rotmat, rotation)
     projection_loss = reprojection_loss(output.joints, output.cam, keypoints)
+    vertex_loss = (output.verts_canonical - canonical_vertices).abs().mean()
     total = (config.token_weight * token_loss + config.rotation_weight * rotation_loss
              + config.reprojection_weight * projection_loss)
+    if config.vertex_weight > 0:
+        total = total + config.vertex_weight * vertex_loss
+    heatmap_loss = torch.zeros_like(token_loss)
+    if heatmap_logits is not None:
+        heatmap_loss = keypoint_heatmap_loss(heatmap_logits, keypoints)
+        total = total + config.heatmap_weight * heatmap_loss
     accuracy = 100.0 * (output.indices == tokens).float().mean()
-    return HPSLosses(total, token_loss, rotation_loss, projection_loss, accuracy)
+    return HPSLosses(total, token_loss, rotation_loss, projection_loss, vertex_loss, heatmap_loss, accuracy)
 
 
-def _batch_losses(model: VQHPS, batch: dict, config: HPSTrainConfig, device: torch.device):
+def soft_mesh_output(model: VQHPS, crops: torch.Tensor) -> HPSOutput:
+    """`model(crops)` with the mesh decoded from softmax(logits) @ codebook, differentiable in the logits (the
+    Mesh-VQ-VAE's weights stay frozen). Indices and confidences are still those of the argmax tokens."""
+    return _soft_decode(model, *_regress(model, crops, with_features=False)[0])
+
+
+def _regress(model: VQHPS, crops: torch.Tensor, with_features: bool):
+    """The regressor's (logits, rot6d, cam), and the pose backbone's features when asked (else None)."""
+    pose_init = model.pose_init.to(crops.dtype).expand(crops.shape[0], -1)
+    if not with_features:
+        return model.regressor(crops, pose_init), None
+    features = model.regressor.backbone_pose(crops)
+    rot6d, cam = model.regressor.predict_rotation_and_camera(crops, pose_init)
+    return RegressorOutput(model.regressor.logits_from_features(features), rot6d, cam), features
+
+
+def _soft_decode(model: VQHPS, logits: torch.Tensor, rot6d: torch.Tensor, cam: torch.Tensor) -> HPSOutput:
+    probabilities = torch.softmax(logits.float(), dim=-1)
+    confidence, indices = probabilities.max(dim=-1)
+    verts_canonical = model.mesh_vqvae.decode_latent(probabilities @ model.mesh_vqvae.vq_vae.codebook)
+    rotmat = rotation_6d_to_matrix(rot6d)
+    verts = torch.matmul(verts_canonical, rotmat.transpose(1, 2))
+    joints = torch.matmul(model.joint_regressor, verts)
+    return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
+
+
+def _batch_losses(model: VQHPS, batch: dict, config: HPSTrainConfig, device: torch.device, soft_mesh: bool = False,
+                  keypoint_head: KeypointHeatmapHead | None = None):
+    canonical = batch["canonical_vertices"].to(device)
     with torch.no_grad():
-        tokens = model.mesh_vqvae.encode(batch["canonical_vertices"].to(device))
-    output = model(batch["image"].to(device))
-    losses = hps_losses(output, tokens, batch["rotation"].to(device), batch["keypoints"].to(device), config)
+        tokens = model.mesh_vqvae.encode(canonical)
+    regression, features = _regress(model, batch["image"].to(device), with_features=keypoint_head is not None)
+    output = _soft_decode(model, *regression) if soft_mesh else model.decode_regression(*regression)
+    heatmap_logits = None if keypoint_head is None else keypoint_head(features)
+    losses = hps_losses(output, tokens, batch["rotation"].to(device), batch["keypoints"].to(device), canonical,
+                        config, heatmap_logits)
     return output, losses
 
 
@@ -229,42 +296,55 @@ def train_hps(model: VQHPS, train_data: HPSDataset, validation_data: HPSDataset 
     device = config.torch_device()
     model.to(device)
     model.mesh_vqvae.requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.regressor.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    keypoint_head = _keypoint_head(model, config, device)
+    trained = [*model.regressor.parameters(), *(keypoint_head.parameters() if keypoint_head else ())]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
-    start_epoch, step = _resume(model, optimizer, scheduler, resume) if resume else (0, 0)
+    start_epoch, step = _resume(model, optimizer, scheduler, resume, keypoint_head) if resume else (0, 0)
     if start_epoch >= config.epochs:
         LOG.info("nothing to train: %s already holds %d of the %d epochs", resume, start_epoch, config.epochs)
     history = HPSHistory()
     for epoch in range(start_epoch, config.epochs):
-        epoch_loss = _train_epoch(model, optimizer, train_data, config, epoch, step, history, device)
+        epoch_loss = _train_epoch(model, optimizer, train_data, config, epoch, step, history, device, keypoint_head)
         step = history.steps[-1]
         scheduler.step()
         history.epochs.append(epoch + 1)
         extra = {}
         if validation_data is not None and ((epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs):
-            metrics = {"epoch": epoch + 1, **validate_hps(model, validation_data, config, device)}
+            metrics = {"epoch": epoch + 1, **validate_hps(model, validation_data, config, device, keypoint_head)}
             history.validation.append(metrics)
             _log_validation(metrics)
             extra["validation"] = metrics
             if on_validation:
                 on_validation(epoch + 1, metrics)
+        if keypoint_head is not None:
+            extra[AUXILIARY_HEADS_KEY] = {KEYPOINT_HEAD_KEY: keypoint_head.state_dict()}
         save_model(model, output, loss=epoch_loss, epoch=epoch + 1, step=step, optimizer=optimizer.state_dict(),
                    scheduler=scheduler.state_dict(), train_config=asdict(config), **extra)
     model.eval()
     return history
 
 
+def _keypoint_head(model: VQHPS, config: HPSTrainConfig, device: torch.device) -> KeypointHeatmapHead | None:
+    """The auxiliary head when its loss is on, seeded from the config (created after the model: its own seed)."""
+    if config.heatmap_weight == 0:
+        return None
+    torch.manual_seed(config.seed)
+    return KeypointHeatmapHead(model.regressor.conv_1x1.in_channels, H36M_JOINTS).to(device)
+
+
 def _train_epoch(model: VQHPS, optimizer: torch.optim.Optimizer, data: HPSDataset, config: HPSTrainConfig,
-                 epoch: int, step: int, history: HPSHistory, device: torch.device) -> float:
+                 epoch: int, step: int, history: HPSHistory, device: torch.device,
+                 keypoint_head: KeypointHeatmapHead | None) -> float:
     """One pass over `data`; appends every step to `history` and returns the epoch's mean loss."""
     torch.manual_seed(_epoch_seed(config.seed, epoch))
     data.set_epoch(epoch)
     loader = _loader(data, config, device, shuffle=True, seed=_epoch_seed(config.seed, epoch))
-    _training_mode(model)
+    _training_mode(model, keypoint_head)
     losses_sum, accuracy_sum, batches = 0.0, 0.0, 0
     progress = tqdm(loader, desc=f"train-hps epoch {epoch + 1}/{config.epochs}")
     for batch in progress:
-        _, losses = _batch_losses(model, batch, config, device)
+        _, losses = _batch_losses(model, batch, config, device, config.vertex_weight > 0, keypoint_head)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         optimizer.step()
@@ -273,7 +353,7 @@ def _train_epoch(model: VQHPS, optimizer: torch.optim.Optimizer, data: HPSDatase
         if not math.isfinite(values[0]):
             raise FloatingPointError(f"training diverged at step {step} (epoch {epoch + 1}): loss {values[0]}")
         _record_step(history, step, values)
-        losses_sum, accuracy_sum, batches = losses_sum + values[0], accuracy_sum + values[4], batches + 1
+        losses_sum, accuracy_sum, batches = losses_sum + values[0], accuracy_sum + values[6], batches + 1
         progress.set_postfix(loss=f"{losses_sum / batches:.4f}", token_acc=f"{accuracy_sum / batches:.1f}%")
     LOG.info("epoch %d: training loss %.4f, token accuracy %.1f %%", epoch + 1, losses_sum / batches,
              accuracy_sum / batches)
@@ -286,7 +366,9 @@ def _record_step(history: HPSHistory, step: int, values: list[float]) -> None:
     history.token_loss.append(values[1])
     history.rotation_loss.append(values[2])
     history.reprojection_loss.append(values[3])
-    history.token_accuracy.append(values[4])
+    history.vertex_loss.append(values[4])
+    history.heatmap_loss.append(values[5])
+    history.token_accuracy.append(values[6])
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -314,27 +396,30 @@ def _init_worker(worker_id: int) -> None:
 
 @torch.no_grad()
 def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTrainConfig(),
-                 device: torch.device | None = None) -> dict:
-    """Mean loss terms, token accuracy (%) and MPJPE / PA-MPJPE / PVE / PA-PVE (mm) over `data`."""
+                 device: torch.device | None = None, keypoint_head: KeypointHeatmapHead | None = None) -> dict:
+    """Mean loss terms, token accuracy (%) and MPJPE / PA-MPJPE / PVE / PA-PVE (mm) over `data` (the heatmap term
+    only with the auxiliary head that was trained)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
+    if keypoint_head is not None:
+        keypoint_head.eval()
     sums: dict[str, float] = {}
     errors: dict[str, list[np.ndarray]] = {}
     regressor = model.joint_regressor.detach().cpu().numpy()
     for batch in _loader(data, config, device, shuffle=False):
-        output, losses = _batch_losses(model, batch, config, device)
+        output, losses = _batch_losses(model, batch, config, device, keypoint_head=keypoint_head)
         count = len(batch["index"])
-        for name, value in zip(("loss", "token_loss", "rotation_loss", "reprojection_loss", "token_accuracy_pct"),
+        for name, value in zip(("loss", "token_loss", "rotation_loss", "reprojection_loss", "vertex_loss",
+                                "heatmap_loss", "token_accuracy_pct"),
                                losses, strict=True):
             sums[name] = sums.get(name, 0.0) + value.item() * count
         truth = torch.matmul(batch["canonical_vertices"].double(), batch["rotation"].double().transpose(1, 2))
         for name, values in evaluate_meshes(output.verts.cpu().double().numpy(), truth.numpy(), regressor,
                                             H36M_TO_J17).items():
             errors.setdefault(name, []).append(values)
-    model.train(was_training)
     if was_training:
-        model.mesh_vqvae.eval()
+        _training_mode(model, keypoint_head)
     samples = len(data)
     metrics = {name: total / samples for name, total in sums.items()}
     metrics.update({f"{name}_mm": float(np.concatenate(values).mean()) for name, values in errors.items()})
@@ -365,7 +450,8 @@ def _check_model(model: VQHPS, train_data: HPSDataset, validation_data: HPSDatas
             raise InputError(f"the {name} set is empty")
 
 
-def _resume(model: VQHPS, optimizer: torch.optim.Optimizer, scheduler, path: str | Path) -> tuple[int, int]:
+def _resume(model: VQHPS, optimizer: torch.optim.Optimizer, scheduler, path: str | Path,
+            keypoint_head: KeypointHeatmapHead | None) -> tuple[int, int]:
     """Restore a file written by `train_hps`; returns (completed epochs, completed steps)."""
     data = read_checkpoint(path)
     missing = [key for key in ("optimizer", "scheduler", "epoch", PACKAGE_KEY) if key not in data]
@@ -373,6 +459,13 @@ def _resume(model: VQHPS, optimizer: torch.optim.Optimizer, scheduler, path: str
         raise CheckpointError(f"{path} cannot be resumed: it lacks {', '.join(missing)} (not written by train-hps)")
     load_regressor_state(model.regressor, extract_state_dict(data, str(path)), str(path))
     _check_same_mesh_vqvae(model.mesh_vqvae, data[PACKAGE_KEY].get("mesh_vqvae", {}), path)
+    stored_head = data.get(AUXILIARY_HEADS_KEY, {}).get(KEYPOINT_HEAD_KEY)
+    if (stored_head is None) != (keypoint_head is None):
+        weight = data.get("train_config", {}).get("heatmap_weight", 0.0)
+        raise CheckpointError(f"{path} was trained with heatmap_weight {weight}: resume with it (the keypoint "
+                              "heatmap head is on exactly when the weight is above 0)")
+    if keypoint_head is not None:
+        keypoint_head.load_state_dict(stored_head)
     optimizer.load_state_dict(data["optimizer"])
     scheduler.load_state_dict(data["scheduler"])
     epoch, step = int(data["epoch"]), int(data.get("step", 0))
