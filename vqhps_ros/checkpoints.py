@@ -63,3 +63,41 @@ def _preview(items: list[str], limit: int = 6) -> str:
 def atomic_torch_save(data: dict, path: str | Path) -> None:
     """torch.save through `atomic_write`: no half-written checkpoint under the final name."""
     atomic_write(path, lambda stream: torch.save(data, stream))
+
+
+TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "auxiliary_heads")
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def inference_checkpoint(data: dict, storage: str = "float32") -> dict:
+    """A copy of a checkpoint for shipping: no optimizer or scheduler state, and the floating-point tensors of
+    every `model` state dict (nested ones included, e.g. the Mesh-VQ-VAE inside a VQ-HPS file) stored as
+    `storage`. Loading casts them back to the model's float32 parameters, so a float16 file halves the size
+    at the cost of rounding each weight to 11 significant bits."""
+    if storage not in STORAGE_DTYPES:
+        raise CheckpointError(f"storage must be one of {', '.join(STORAGE_DTYPES)}, found {storage!r}")
+    return _stored_as(data, STORAGE_DTYPES[storage], path="")
+
+
+def _stored_as(data: dict, dtype: torch.dtype, path: str) -> dict:
+    copy = {}
+    for key, value in data.items():
+        if key in TRAINING_ONLY_KEYS:
+            continue
+        where = f"{path}{key}"
+        if key == "model" and isinstance(value, Mapping) and all(isinstance(v, torch.Tensor) for v in value.values()):
+            copy[key] = {name: _cast_weight(tensor, dtype, f"{where}.{name}") for name, tensor in value.items()}
+        elif isinstance(value, dict):
+            copy[key] = _stored_as(value, dtype, f"{where}.")
+        else:
+            copy[key] = value
+    return copy
+
+
+def _cast_weight(tensor: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
+    if not tensor.is_floating_point():
+        return tensor
+    cast = tensor.detach().to(dtype).clone()
+    if not torch.equal(torch.isfinite(cast), torch.isfinite(tensor)):
+        raise CheckpointError(f"{name} does not fit in {dtype} (largest magnitude {tensor.abs().max().item():.4g})")
+    return cast

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(commands)
     _add_free_body(commands)
     _add_evaluate(commands)
+    _add_evaluate_mesh_vq(commands)
+    _add_strip(commands)
     _add_export(commands)
     _add_build_engine(commands)
     return parser
@@ -43,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_demo(commands) -> None:
     demo = commands.add_parser("demo", help="a model on a bag: meshes in the camera frame, overlays and scores")
-    demo.add_argument("--model", type=Path, required=True, help="a model file (train-hps output or save_model)")
+    demo.add_argument("--model", type=Path,
+                      help="a model file (train-hps output or save_model; default: the bundled free-body model)")
     demo.add_argument("--bag", type=Path, default=SAMPLE_BAG, help="a ROS 2 bag (default: the sample bag)")
     demo.add_argument("--output", type=Path, default=Path("demo_output"), help="folder for overlays and summary")
     demo.add_argument("--overlay-every", type=int, default=15, help="write an overlay every N frames")
@@ -66,8 +69,10 @@ def _add_demo(commands) -> None:
 
 def _run_demo(args) -> int:
     from .bag_demo import run_bag_demo
+    from .models import demo_model_path
 
-    print(json.dumps(run_bag_demo(args.model, args.bag, args.output, args.overlay_every, args.max_frames), indent=2))
+    model = args.model or demo_model_path()
+    print(json.dumps(run_bag_demo(model, args.bag, args.output, args.overlay_every, args.max_frames), indent=2))
     print(f"overlays and summary.json in {args.output}")
     return 0
 
@@ -268,6 +273,42 @@ def _run_evaluate(args) -> int:
     from .train.hps import evaluate_model_file
 
     print(json.dumps(evaluate_model_file(args.model, args.dataset, args.batch_size), indent=2))
+    return 0
+
+
+def _add_evaluate_mesh_vq(commands) -> None:
+    evaluate = commands.add_parser("evaluate-mesh-vq",
+                                   help="a Mesh-VQ-VAE on canonical meshes: reconstruction V2V, PA-V2V, perplexity")
+    evaluate.add_argument("--model", type=Path, required=True, help="a Mesh-VQ-VAE file")
+    evaluate.add_argument("--connections", type=Path, help="connection folder, for an official Mesh-VQ-VAE file")
+    evaluate.add_argument("--meshes", type=Path, required=True, help=".npz with 'vertices' (M, N, 3) or a folder")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.set_defaults(run=_run_evaluate_mesh_vq)
+
+
+def _run_evaluate_mesh_vq(args) -> int:
+    from .mesh_vq import load_mesh_vqvae
+    from .train.mesh_vq import load_meshes, validate
+
+    model = load_mesh_vqvae(args.model, args.connections)
+    print(json.dumps(validate(model, load_meshes(args.meshes), args.batch_size), indent=2))
+    return 0
+
+
+def _add_strip(commands) -> None:
+    strip = commands.add_parser("strip", help="an inference-only copy of a model or Mesh-VQ-VAE file, for shipping")
+    strip.add_argument("--model", type=Path, required=True, help="a file written by train-hps or train-mesh-vq")
+    strip.add_argument("--output", type=Path, required=True)
+    strip.add_argument("--storage", choices=("float32", "float16"), default="float32",
+                       help="dtype the weights are stored in (loading casts them back to float32)")
+    strip.set_defaults(run=_run_strip)
+
+
+def _run_strip(args) -> int:
+    from .checkpoints import atomic_torch_save, inference_checkpoint, read_checkpoint
+
+    atomic_torch_save(inference_checkpoint(read_checkpoint(args.model), args.storage), args.output)
+    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB, weights as {args.storage})")
     return 0
 
 
