@@ -20,7 +20,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/vqhps-ros parity
+	$(VENV)/bin/vqhps-ros demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -11,7 +11,10 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["vqhps_ros", "vqhps_ros.*"]),
-    package_data={"vqhps_ros.body": ["assets/*.pkl", "assets/*.md", "assets/*.txt"]},
+    package_data={
+        "vqhps_ros.body": ["assets/*.pkl", "assets/*.md", "assets/*.txt"],
+        "vqhps_ros.models": ["*.pt", "*.json", "*.md"],
+    },
     install_requires=[
         "numpy>=1.22",
         "torch>=2.1",

@@ -8,8 +8,10 @@ import torch
 
 from vqhps_ros.bag_demo import box_iou, run_bag_demo
 from vqhps_ros.body import free_body_h36m_regressor, load_free_body_data
+from vqhps_ros.cli import SAMPLE_BAG, main
 from vqhps_ros.hps import VQHPS, MeshRegressor, RegressorConfig, TransformerDims, save_model
 from vqhps_ros.mesh_vq import MeshVQVAE, build_hierarchy, hierarchy_config
+from vqhps_ros.models import DEMO_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,16 @@ def test_every_frame_is_estimated_scored_and_overlaid(free_body_model_file, tmp_
     assert sorted(path.name for path in tmp_path.glob("*.jpg")) == ["frame_0000.jpg", "frame_0015.jpg",
                                                                     "frame_0030.jpg"]
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_demo_command_runs_the_bundled_model_which_beats_an_untrained_one(free_body_model_file, tmp_path):
+    assert main(["demo", "--max-frames", "30", "--output", str(tmp_path / "bundled")]) == 0
+    bundled = json.loads((tmp_path / "bundled" / "summary.json").read_text())
+    assert bundled["model"] == str(DEMO_MODEL)
+    assert bundled["people"] == bundled["matched_to_ground_truth"] > 0
+    untrained = run_bag_demo(free_body_model_file, SAMPLE_BAG, tmp_path / "untrained", max_frames=30)
+    print({key: (bundled[key], untrained[key]) for key in ("mpjpe_mm", "pa_mpjpe_mm", "pelvis_error_mm")})
+    assert bundled["pa_mpjpe_mm"] < 0.8 * untrained["pa_mpjpe_mm"]
 
 
 def test_box_iou():
