@@ -259,7 +259,7 @@ def _soft_decode(model: VQHPS, logits: torch.Tensor, rot6d: torch.Tensor, cam: t
     verts_canonical = model.mesh_vqvae.decode_latent(probabilities @ model.mesh_vqvae.vq_vae.codebook)
     rotmat = rotation_6d_to_matrix(rot6d)
     verts = torch.matmul(verts_canonical, rotmat.transpose(1, 2))
-    joints = torch.matmul(model.joint_regressor, verts)
+    joints = None if model.joint_regressor is None else torch.matmul(model.joint_regressor, verts)
     return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
 
 
