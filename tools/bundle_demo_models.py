@@ -21,10 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from vqhps_ros.atomic_files import write_bytes_atomically
-from vqhps_ros.checkpoints import atomic_torch_save, inference_checkpoint, read_checkpoint
+from vqhps_ros.checkpoints import atomic_torch_save, inference_checkpoint, read_checkpoint, same_state_dict
 from vqhps_ros.errors import CheckpointError
 from vqhps_ros.hps.checkpoint import PACKAGE_KEY
 from vqhps_ros.mesh_vq import load_mesh_vqvae
@@ -71,8 +69,7 @@ def measure_bundle(test_folder: Path, storage: str, model_file: dict) -> dict:
 
 def _check_same_mesh_vqvae(mesh_vqvae_file: dict, model_file: dict, model_path: Path) -> None:
     embedded = model_file.get(PACKAGE_KEY, {}).get("mesh_vqvae", {}).get("model", {})
-    given = mesh_vqvae_file["model"]
-    if set(embedded) != set(given) or not all(torch.equal(embedded[key], given[key]) for key in given):
+    if not same_state_dict(embedded, mesh_vqvae_file["model"]):
         raise CheckpointError(f"{model_path} was trained with another Mesh-VQ-VAE than the one given")
 
 

@@ -55,6 +55,13 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, t
         raise CheckpointError(f"{source} does not match the model: " + "; ".join(problems))
 
 
+def same_state_dict(first: Mapping[str, torch.Tensor], second: Mapping[str, torch.Tensor]) -> bool:
+    """The same keys, holding equal tensors (on the CPU, so a model on another device compares with its file)."""
+    return set(first) == set(second) and all(
+        torch.equal(value.detach().cpu(), second[key].detach().cpu()) for key, value in first.items()
+    )
+
+
 def _preview(items: list[str], limit: int = 6) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")

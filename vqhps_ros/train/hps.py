@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..body.joints import H36M_17_JOINT_NAMES, H36M_TO_J17, load_regressor_matrix
-from ..checkpoints import extract_state_dict, read_checkpoint
+from ..checkpoints import extract_state_dict, read_checkpoint, same_state_dict
 from ..errors import CheckpointError, InputError
 from ..hps import (
     BACKBONE_NAMES,
@@ -475,12 +475,7 @@ def _resume(model: VQHPS, optimizer: torch.optim.Optimizer, scheduler, path: str
 
 def _check_same_mesh_vqvae(mesh_vqvae: MeshVQVAE, stored: dict, path: str | Path) -> None:
     """The tokens are the regressor's targets: resuming with another Mesh-VQ-VAE would change the task."""
-    stored_state = stored.get("model", {})
-    current = mesh_vqvae.state_dict()
-    same = set(stored_state) == set(current) and all(
-        torch.equal(stored_state[key], value.detach().cpu()) for key, value in current.items()
-    )
-    if not same:
+    if not same_state_dict(mesh_vqvae.state_dict(), stored.get("model", {})):
         raise CheckpointError(f"{path} was trained with a different Mesh-VQ-VAE than the one given; resume with "
                               "the Mesh-VQ-VAE it was trained with")
 
