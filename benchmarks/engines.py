@@ -1,11 +1,11 @@
 """Inference engines on the whole VQ-HPS graph (crops -> tokens -> meshes): speed, memory, arithmetic rate.
 
-For every backend and precision this machine runs (PyTorch eager fp32 and bf16, ONNX Runtime fp32 and int8, and
-TensorRT / CUDA where present), at batch 1, 2, 4 and 8: latency p50 / p95, persons per second, peak memory of the
-process, GFLOP per crop (2 per multiply-add, torch's counter) and the achieved GFLOP/s, and the speed relative to
-PyTorch eager fp32 measured in the same run. Each case runs in a fresh process (its peak memory is its own) and is
-measured again when other processes took more than --max-other-share of the cores meanwhile. Writes engines.json
-and engines.md to --out.
+For every backend and precision this machine runs (PyTorch eager fp32 and, on CPUs with bf16 instructions, bf16;
+ONNX Runtime fp32 and int8; TensorRT / CUDA where present), at batch 1, 2, 4 and 8: latency p50 / p95, persons per
+second, peak memory of the process, GFLOP per crop (2 per multiply-add, torch's counter) and the achieved GFLOP/s,
+and the speed relative to PyTorch eager fp32 measured in the same run. Each case runs in a fresh process (its peak
+memory is its own) and is measured again when other processes took more than --max-other-share of the cores
+meanwhile. Writes engines.json and engines.md to --out.
 
     python benchmarks/engines.py                          # official HRNet-W48, reference weights
     python benchmarks/engines.py --model demo_model.pt --calibration-dataset data/synth_train
@@ -116,8 +116,13 @@ def available_cases(graphs: dict[str, Path], include_gpu: bool) -> list[tuple[st
 
     import torch
 
+    from vqhps_ros.runtime.cpu_features import this_cpu
+
     cases = [("pytorch", "fp32", "cpu"), ("pytorch", "bf16", "cpu"), ("onnxruntime", "fp32", None),
              ("onnxruntime", "int8", None)]
+    if not this_cpu().native_bf16():  # the engine refuses emulated bf16: several times slower than fp32
+        LOG.info("not measuring pytorch bf16: %s has no bf16 instructions", this_cpu().describe())
+        cases.remove(("pytorch", "bf16", "cpu"))
     if include_gpu and torch.cuda.is_available():
         cases += [("pytorch", "fp32", "cuda"), ("pytorch", "fp16", "cuda")]
     if include_gpu and importlib.util.find_spec("tensorrt") and importlib.util.find_spec("pycuda"):

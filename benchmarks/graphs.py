@@ -1,7 +1,8 @@
 """What the engine benchmarks share: the model file, its exported and quantised graphs, person-crop datasets.
 
 Everything expensive is built once into a work folder and reused while its inputs are unchanged: graphs are named
-after the model file's sha256, the INT8 graph also after its calibration crops.
+after the model file's sha256, the INT8 graph also after its calibration crops and its weight range (7-bit on x86
+CPUs without VNNI, see `vqhps_ros.runtime.quantize`), so a work folder shared by two kinds of CPU keeps one of each.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vqhps_ros.mesh_vq import MeshVQConfig, MeshVQVAE, load_connections, load_me
 from vqhps_ros.reference import ReferenceData
 from vqhps_ros.runtime import PersonSamples, export_vqhps, load_dataset_samples, quantize_vqhps
 from vqhps_ros.runtime.commands import file_sha256
+from vqhps_ros.runtime.quantize import choose_reduce_range
 
 LOG = logging.getLogger("benchmarks")
 
@@ -70,12 +72,15 @@ def exported_graph(model_path: Path, work_dir: Path, max_persons: int, precision
 
 
 def int8_graph(fp32_path: Path, calibration: PersonSamples) -> Path:
-    """The INT8 graph of an fp32 graph, calibrated on `calibration` (quantised once per graph and crops)."""
+    """The INT8 graph of an fp32 graph, calibrated on `calibration`, with this CPU's weight range (quantised once per
+    graph, crops and range)."""
     digest = hashlib.sha256(np.ascontiguousarray(calibration.crops).tobytes()).hexdigest()[:12]
-    path = fp32_path.with_name(fp32_path.stem.replace("fp32", "int8") + f"-cal{len(calibration)}-{digest}.onnx")
+    reduce_range, _ = choose_reduce_range()
+    name = f"-cal{len(calibration)}-{digest}{'-w7' if reduce_range else ''}.onnx"
+    path = fp32_path.with_name(fp32_path.stem.replace("fp32", "int8") + name)
     if not path.is_file():
         LOG.info("quantising %s on %d crops", fp32_path, len(calibration))
-        quantize_vqhps(fp32_path, path, calibration.crops)
+        quantize_vqhps(fp32_path, path, calibration.crops, reduce_range=reduce_range)
     return path
 
 

@@ -13,11 +13,16 @@ import torch
 
 from vqhps_ros import __version__
 from vqhps_ros.atomic_files import write_bytes_atomically
+from vqhps_ros.runtime.cpu_features import this_cpu
 
 
 def machine_info(threads: int) -> dict:
+    cpu = this_cpu()
     info = {
-        "cpu": cpu_model(),
+        "cpu": cpu.describe(),  # model and instruction sets: they decide which precision is fast
+        "cpu_model": cpu.model,
+        "cpu_native_bf16": cpu.native_bf16(),
+        "cpu_vnni": cpu.has_vnni(),
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "threads": threads,
@@ -34,16 +39,6 @@ def machine_info(threads: int) -> dict:
     except ImportError:
         info["onnxruntime"] = None
     return info
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_seconds() -> tuple[float, float, float] | None:

@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from cpuinfo_samples import EPYC_AVX2_CPU, XEON_BF16_CPU
 from small_model import build_small_model
 
 from vqhps_ros.errors import CheckpointError, EngineError, EngineOutOfMemory, InputError
@@ -15,12 +16,14 @@ from vqhps_ros.runtime import (
     FallbackEngine,
     OnnxRuntimeEngine,
     TorchEngine,
+    cpu_features,
     create_engine,
     export_mesh_decoder,
     export_vqhps,
     measure_precision_cost,
 )
-from vqhps_ros.runtime.engines import Engine, auto_candidates
+from vqhps_ros.runtime.base import Engine
+from vqhps_ros.runtime.factory import auto_candidates
 from vqhps_ros.runtime.signatures import vqhps_signature
 
 pytest.importorskip("onnxruntime")
@@ -192,7 +195,8 @@ def test_fp16_graph_on_onnx_runtime_stays_close(small_model, tmp_path, crops, on
 
 
 def test_torch_bf16_runs_the_backbones_in_bf16_and_stays_close(small_model, crops, torch_engine):
-    with TorchEngine(small_model, device="cpu", precision="bf16") as engine:
+    # Emulated bf16 rounds like native bf16, so the accuracy holds on any CPU (it is only slower).
+    with TorchEngine(small_model, device="cpu", precision="bf16", allow_emulated_bf16=True) as engine:
         backbone = engine._graph.model.regressor.backbone_pose
         assert next(backbone.parameters()).dtype == torch.bfloat16
         assert engine._graph.model.mesh_vqvae.vq_vae.codebook.dtype == torch.float32
@@ -216,6 +220,52 @@ def test_torch_engine_refusals(small_model):
         TorchEngine(small_model, max_persons=0)
 
 
+@pytest.fixture
+def avx2_cpu(monkeypatch):
+    """This process runs on an AVX2-only EPYC (no VNNI, no bf16)."""
+    monkeypatch.setattr(cpu_features, "this_cpu", lambda: EPYC_AVX2_CPU)
+    return EPYC_AVX2_CPU
+
+
+def test_torch_engine_refuses_bf16_on_a_cpu_without_bf16_instructions(small_model, avx2_cpu):
+    with pytest.raises(EngineError) as refusal:
+        TorchEngine(small_model, device="cpu", precision="bf16").activate()
+    message = str(refusal.value)
+    assert message.startswith("bf16 refused: this CPU, AMD EPYC 7742 64-Core Processor (AVX2, no VNNI, no BF16), has "
+                              "no bf16 instructions")
+    assert "Use fp32, or ONNX Runtime with the int8 graph" in message and "allow_emulated_bf16=True" in message
+    with pytest.raises(EngineError, match=r"fp16 is for CUDA devices; on the CPU use fp32, or ONNX Runtime"):
+        TorchEngine(small_model, device="cpu", precision="fp16").activate()
+
+
+def test_emulated_bf16_runs_when_allowed_and_says_so(small_model, crops, avx2_cpu, caplog):
+    with caplog.at_level(logging.WARNING), TorchEngine(small_model, device="cpu", precision="bf16",
+                                                       allow_emulated_bf16=True) as engine:
+        assert engine.infer(crops[:1]).verts.shape == (1, 162, 3)
+        detail = engine.description.detail
+    assert detail.startswith("bf16: requested, emulated (allow_emulated_bf16); ")
+    assert "running emulated bf16 as allowed" in caplog.text
+
+
+def test_torch_bf16_on_a_cpu_with_bf16_instructions(small_model, monkeypatch):
+    monkeypatch.setattr(cpu_features, "this_cpu", lambda: XEON_BF16_CPU)
+    with TorchEngine(small_model, device="cpu", precision="bf16") as engine:
+        assert engine.description.detail.startswith("bf16: requested; ")
+        assert engine.description.detail.endswith("Intel(R) Xeon(R) Platinum 8480+ (AVX2, AVX-512, VNNI, BF16, AMX)")
+    with pytest.raises(EngineError, match=r"on the CPU use bf16 \(this CPU has bf16 instructions\), fp32"):
+        TorchEngine(small_model, device="cpu", precision="fp16").activate()
+
+
+def test_descriptions_say_which_precision_runs_and_why(small_model, small_graph):
+    with TorchEngine(small_model, device="cpu") as engine:
+        assert engine.description.precision == "fp32"
+        assert engine.description.detail == f"fp32: default on CPU; 1 thread; {cpu_features.describe()}"
+    with OnnxRuntimeEngine(small_graph, threads=1) as engine:
+        detail = engine.description.detail
+    assert detail.startswith("fp32: the graph file's precision; small.onnx, providers ['CPUExecutionProvider']")
+    assert detail.endswith(cpu_features.describe())
+
+
 # ------------------------------------------------------------------------------------------------------ factory
 
 
@@ -229,8 +279,20 @@ def test_create_engine_returns_an_active_engine_and_logs_what_runs(small_graph, 
         assert engine.description.backend == "pytorch" and engine.description.device == "cpu"
 
 
+def test_auto_never_chooses_bf16_by_itself(small_model, monkeypatch):
+    monkeypatch.setattr(cpu_features, "this_cpu", lambda: XEON_BF16_CPU)  # even where bf16 would be fast
+    with create_engine("auto", model=small_model, device="cpu") as engine:
+        assert engine.description.precision == "fp32"
+        assert engine.description.detail.startswith("fp32: default on CPU")
+
+
+def test_auto_with_bf16_requested_on_a_cpu_without_it_says_why_nothing_runs(small_model, avx2_cpu):
+    with pytest.raises(EngineError, match=r"no inference backend could start: pytorch: bf16 refused: this CPU"):
+        create_engine("auto", "bf16", model=small_model, device="cpu")
+
+
 def test_auto_uses_onnx_runtime_when_tensorrt_cannot_run(small_graph, small_model, crops, caplog, monkeypatch):
-    monkeypatch.setattr("vqhps_ros.runtime.engines.cuda_device_count", lambda: 0)
+    monkeypatch.setattr("vqhps_ros.runtime.factory.cuda_device_count", lambda: 0)
     with caplog.at_level(logging.INFO, logger="vqhps_ros.runtime"):
         engine = create_engine("auto", onnx_path=small_graph, model=small_model, threads=1)
     assert "auto engine: not trying tensorrt" in caplog.text

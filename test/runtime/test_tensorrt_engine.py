@@ -194,6 +194,7 @@ def test_engine_builds_caches_and_infers_every_person(fake_backend, small_graph,
         assert engine.built and engine.engine_path.is_file() and engine.engine_path.parent == tmp_path
         api = "bindings" if not api_options else "tensors"
         assert f"{api} API" in engine.description.detail
+        assert engine.description.detail.startswith("fp16: TensorRT default; TensorRT ")
         assert engine.description.device == "cuda:0 Fake Orin (8.7)" and engine.description.max_persons == 3
         output = engine.infer(crops)  # 7 persons: calls of 3, 3, 1
     expected = expected_outputs(crops, SIGNATURE)
@@ -213,6 +214,8 @@ def test_second_start_loads_the_cached_engine(fake_backend, small_graph, tmp_pat
     again = build_engine(small_graph, cache_dir=tmp_path, max_persons=2)
     assert (again.built, again.engine_path) == (False, report.engine_path)
     assert trt.calls["builds"] == 1
+    assert "(fp16: TensorRT default; " in again.description
+    assert "(fp32: requested; " in build_engine(small_graph, tmp_path, "fp32", max_persons=2).description
     assert [path.name for path in tmp_path.glob("timing-*.cache")]  # the timing cache is kept for the next build
 
 

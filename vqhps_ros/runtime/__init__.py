@@ -5,17 +5,10 @@ functions that use them.
 """
 
 from .accuracy import PrecisionCost, measure_precision_cost
+from .base import PRECISIONS, Engine, EngineDescription, EngineOutput
 from .calibration import PersonSamples, load_dataset_samples
+from .cpu_features import CpuFeatures, this_cpu
 from .engine_cache import CacheEntryError, EngineCache, EngineKey
-from .engines import (
-    BACKENDS,
-    PRECISIONS,
-    Engine,
-    EngineDescription,
-    EngineOutput,
-    FallbackEngine,
-    create_engine,
-)
 from .export import (
     DEFAULT_MAX_BATCH,
     DEFAULT_OPSET,
@@ -28,6 +21,7 @@ from .export import (
     export_vqhps,
     operator_types,
 )
+from .factory import BACKENDS, FallbackEngine, create_engine
 from .onnx_meta import (
     CONTENT_HASH_KEY,
     GRAPH_KEY,
@@ -51,6 +45,7 @@ __all__ = [
     "BATCH",
     "CONTENT_HASH_KEY",
     "CacheEntryError",
+    "CpuFeatures",
     "CropCalibrationReader",
     "DEFAULT_MAX_BATCH",
     "DEFAULT_OPSET",
@@ -92,6 +87,7 @@ __all__ = [
     "save_model_atomically",
     "select_providers",
     "stamp_metadata",
+    "this_cpu",
     "verify_content_hash",
     "vqhps_signature",
     "write_bytes_atomically",

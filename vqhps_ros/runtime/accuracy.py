@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..metrics import MM_PER_METRE, pa_mpjpe
-from .engines import EngineOutput
+from .base import EngineOutput
 
 
 @dataclass(frozen=True)

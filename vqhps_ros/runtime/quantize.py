@@ -3,8 +3,13 @@
 Recipe (`onnxruntime.quantization.quantize_static`):
 
 * QDQ format: QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime fuses into integer kernels (QLinearConv...);
-* weights int8, symmetric, per output channel; activations uint8, asymmetric (U8S8, what onnxruntime recommends for
-  x86 CPUs with VNNI), no 7-bit range reduction (that is for CPUs without VNNI);
+* weights int8, symmetric, per output channel; activations uint8, asymmetric (U8S8);
+* 7-bit weights (`reduce_range`) on x86 CPUs without VNNI: there ONNX Runtime's U8S8 kernels multiply with AVX2's
+  VPMADDUBSW, which adds pairs of uint8 x int8 products into 16 bits and saturates (255 * 127 * 2 > 32767); with
+  7-bit weights (|w| <= 64) a pair stays below 32767. VNNI accumulates in 32 bits and Arm has no such instruction,
+  so there the full 8 bits are kept ("Quantize ONNX models", onnxruntime.ai, FAQ "When to use reduce-range"). The
+  default follows the CPU that quantises (`cpu_features.has_vnni`); pass reduce_range= for a graph that will run
+  on another kind of CPU. The choice and its reason are in the graph's metadata;
 * MinMax calibration over person crops (`CropCalibrationReader`), after `quant_pre_process` (shape inference and
   ONNX Runtime's basic graph optimisations). MinMax adds ReduceMin/ReduceMax outputs to the graph and keeps only
   those per run, so its memory stays small; the histogram methods (entropy, percentile) keep every activation of
@@ -30,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from . import cpu_features
 from .onnx_meta import (
     CONTENT_HASH_KEY,
     PACKAGE_VERSION_KEY,
@@ -84,11 +90,13 @@ class CropCalibrationReader:
 
 
 def quantize_vqhps(fp32_path: str | Path, output_path: str | Path, calibration_crops: np.ndarray,
-                   scopes: Sequence[str] = BACKBONE_SCOPES, batch_size: int = 1) -> Path:
+                   scopes: Sequence[str] = BACKBONE_SCOPES, batch_size: int = 1,
+                   reduce_range: bool | None = None) -> Path:
     """Write the INT8 (QDQ) graph of an fp32 whole-model graph, calibrated on `calibration_crops`; returns the path.
 
     calibration_crops: (N, 3, 224, 224) person crops like those the robot will see (a few dozen to a few hundred;
-    held apart from any crops used to measure the accuracy). scopes: node-name prefixes to quantise.
+    held apart from any crops used to measure the accuracy). scopes: node-name prefixes to quantise. reduce_range:
+    7-bit weights; None chooses from this CPU (`choose_reduce_range`).
     """
     onnx = import_onnx()
     import_onnxruntime()
@@ -97,6 +105,8 @@ def quantize_vqhps(fp32_path: str | Path, output_path: str | Path, calibration_c
 
     fp32_path, output_path = Path(fp32_path), Path(output_path)
     metadata = _fp32_metadata(onnx, fp32_path)
+    reduce_range, reason = choose_reduce_range(reduce_range)
+    LOG.info("INT8 quantisation with %s: %s", weight_bits(reduce_range), reason)
     reader = CropCalibrationReader(calibration_crops, batch_size)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".quantize-") as work:
@@ -108,11 +118,13 @@ def quantize_vqhps(fp32_path: str | Path, output_path: str | Path, calibration_c
         with _quiet_root_logger():
             quantize_static(
                 str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
             )  # fmt: skip
         model = onnx.load(str(quantized))
-    recipe = {"format": "QDQ", "weights": "int8 symmetric per channel", "activations": "uint8 asymmetric",
+    recipe = {"format": "QDQ", "weights": f"int8 symmetric per channel, {weight_bits(reduce_range)}",
+              "reduce_range": reduce_range, "reduce_range_reason": reason,
+              "quantized_on_cpu": cpu_features.describe(), "activations": "uint8 asymmetric",
               "calibration": "minmax", "calibration_crops": int(len(reader.crops)), "scopes": list(scopes),
               "quantized_nodes": len(nodes), "fp32_content_sha256": metadata[CONTENT_HASH_KEY]}
     entries = {key: value for key, value in metadata.items()
@@ -121,6 +133,33 @@ def quantize_vqhps(fp32_path: str | Path, output_path: str | Path, calibration_c
     stamp_metadata(model, VQHPS_GRAPH, entries)
     onnx.checker.check_model(model)
     return save_model_atomically(model, output_path)
+
+
+def choose_reduce_range(requested: bool | None = None,
+                        cpu: cpu_features.CpuFeatures | None = None) -> tuple[bool, str]:
+    """(reduce_range, why): `requested` when given, else True exactly on x86 CPUs without VNNI (module doc)."""
+    if requested is not None:
+        return bool(requested), "requested"
+    cpu = cpu or cpu_features.this_cpu()
+    if not cpu.is_x86:
+        return False, f"{cpu.describe()} is not an x86 CPU: no 16-bit saturation"
+    if cpu.has_vnni():
+        return False, f"{cpu.describe()} has VNNI: 32-bit accumulation, no saturation"
+    return True, f"{cpu.describe()} has no VNNI: U8S8 kernels use VPMADDUBSW, whose 16-bit sums can saturate"
+
+
+def weight_bits(reduce_range: bool) -> str:
+    return "7-bit weights (reduce_range)" if reduce_range else "8-bit weights"
+
+
+def quantization_recipe(metadata: dict[str, str]) -> dict:
+    """The recipe an int8 graph's metadata records ({} when absent or unreadable). Graphs quantised before the
+    reduce_range choice was recorded used 8-bit weights: their recipe reads reduce_range False."""
+    try:
+        recipe = json.loads(metadata.get(QUANTIZATION_KEY, "{}"))
+    except ValueError:
+        return {}
+    return recipe if isinstance(recipe, dict) else {}
 
 
 def quantized_node_names(model, scopes: Sequence[str]) -> list[str]:

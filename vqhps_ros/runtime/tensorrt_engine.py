@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, EngineError, EngineOutOfMemory
+from .base import Engine, EngineDescription, check_max_persons, check_precision, describe_details
 from .engine_cache import EngineCache, EngineKey
-from .engines import Engine, EngineDescription, check_max_persons, check_precision
 from .onnx_meta import import_onnx, read_metadata, verify_content_hash
 from .signatures import CROP_SIZE, CROPS, MAX_BATCH_KEY, PRECISION_KEY, GraphSignature, vqhps_signature_from_metadata
 
 LOG = logging.getLogger(__name__)
 
+DEFAULT_PRECISION = "fp16"
 DEFAULT_WORKSPACE_BYTES = 1 << 30  # 1 GiB of builder scratch memory: enough for HRNet-W48 tactics, fits an Orin
 STRONG_TYPING_VERSION = (10, 12)  # weak typing (the FP16 builder flag) is deprecated from here on
 TENSOR_API_VERSION = (10, 0)  # the bindings API is gone from here on
@@ -332,7 +333,7 @@ class _Running:
 
 class TensorRTEngine(Engine):
     """onnx_path: the fp32 or fp16 graph written by `export_vqhps`. cache_dir: engine cache folder (default
-    `default_cache_dir()`). precision: "fp16" (default) or "fp32". max_persons: top of the batch profile (default:
+    `default_cache_dir()`). precision: "fp16" (default, None) or "fp32". max_persons: top of the batch profile (default:
     the graph's metadata); opt_persons: the batch TensorRT tunes for (default min(2, max_persons)). device_index:
     the CUDA device. After activation, `engine_path` and `built` say which cache file runs and whether it was built
     just now."""
@@ -340,13 +341,14 @@ class TensorRTEngine(Engine):
     backend = "tensorrt"
     supported_precisions = ("fp32", "fp16")
 
-    def __init__(self, onnx_path: str | Path, cache_dir: str | Path | None = None, precision: str = "fp16",
+    def __init__(self, onnx_path: str | Path, cache_dir: str | Path | None = None, precision: str | None = None,
                  max_persons: int | None = None, opt_persons: int | None = None, device_index: int = 0,
                  workspace_bytes: int = DEFAULT_WORKSPACE_BYTES):
         super().__init__()
         self.onnx_path = Path(onnx_path)
         self.cache = EngineCache(cache_dir if cache_dir is not None else default_cache_dir())
-        self.precision = precision
+        self.precision = precision or DEFAULT_PRECISION
+        self.precision_reason = "requested" if precision else "TensorRT default"
         self.requested_max_persons = check_max_persons(max_persons)
         self.opt_persons = check_max_persons(opt_persons)
         self.device_index = device_index
@@ -382,10 +384,13 @@ class TensorRTEngine(Engine):
         cuda.Context.pop()
         running = self._running
         major, minor = device.compute_capability()
-        description = EngineDescription(
-            self.backend, f"cuda:{self.device_index} {device.name()} ({major}.{minor})", self.precision, max_persons,
+        detail = describe_details(
+            f"{self.precision}: {self.precision_reason}",
             f"TensorRT {trt.__version__}, {running.api} API, {'strongly' if plan.strongly_typed else 'weakly'} typed, "
             f"engine {running.engine_path.name}{' (built now)' if running.built else ''}")
+        description = EngineDescription(
+            self.backend, f"cuda:{self.device_index} {device.name()} ({major}.{minor})", self.precision, max_persons,
+            detail)
         return graph.signature, description
 
     def _start(self, trt, cuda, cuda_context, features: TensorRTFeatures, graph: GraphFile, plan: BuildPlan,
@@ -520,7 +525,7 @@ class BuildReport:
     description: str
 
 
-def build_engine(onnx_path: str | Path, cache_dir: str | Path | None = None, precision: str = "fp16",
+def build_engine(onnx_path: str | Path, cache_dir: str | Path | None = None, precision: str | None = None,
                  max_persons: int | None = None, opt_persons: int | None = None, device_index: int = 0,
                  workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> BuildReport:
     """Build (or find) the cached engine of a graph ahead of time, as `vqhps-ros build-engine` does."""

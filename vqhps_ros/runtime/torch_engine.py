@@ -4,13 +4,16 @@ It runs `export.VQHPSGraph`, the very module the ONNX graph is traced from, so i
 Reduced precision (bf16 on CPU, fp16 or bf16 on CUDA) applies to the two image backbones only, which hold almost
 all of the arithmetic: they run in that dtype (channels-last on the CPU, the layout oneDNN's bf16 kernels want),
 while the transformer, the token head and the mesh decoder stay float32, so the argmax and the vertices are not
-rounded to 8 mantissa bits. On CUDA, `cuda_graphs=True` captures one CUDA graph per batch size on first use and
-replays it (at most max_persons graphs).
+rounded to 8 mantissa bits. bf16 on the CPU needs bf16 instructions (`cpu_features.native_bf16`): without them
+PyTorch emulates it several times slower than fp32, so the engine refuses it unless `allow_emulated_bf16=True`
+(for accuracy studies and tests, whose numbers do not depend on the instructions). On CUDA, `cuda_graphs=True`
+captures one CUDA graph per batch size on first use and replays it (at most max_persons graphs).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import torch
@@ -18,10 +21,14 @@ from torch import nn
 
 from ..errors import EngineError, EngineOutOfMemory
 from ..hps import VQHPS
-from .engines import Engine, EngineDescription, check_max_persons, check_precision
+from . import cpu_features
+from .base import Engine, EngineDescription, check_max_persons, check_precision, describe_details
 from .export import DEFAULT_MAX_BATCH, VQHPSGraph, check_exportable, vqhps_graph_signature
 from .signatures import CROP_SIZE, GraphSignature
 
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PRECISION = "fp32"
 REDUCED_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -54,19 +61,24 @@ def reduced_precision_copy(model: VQHPS, precision: str, device: torch.device) -
 
 class TorchEngine(Engine):
     """model: a float32 VQHPS (per-crop token head). device: "cpu", "cuda", "cuda:1" (default: CUDA when present).
-    precision: "fp32", "bf16" (CPU or CUDA), "fp16" (CUDA). threads: torch.set_num_threads on activation (a
-    process-wide setting). cuda_graphs: CUDA only. The model is copied when it must be moved or converted."""
+    precision: "fp32" (default, None), "bf16" (CUDA, or a CPU with bf16 instructions), "fp16" (CUDA). threads:
+    torch.set_num_threads on activation (a process-wide setting). cuda_graphs: CUDA only. allow_emulated_bf16: run
+    bf16 on a CPU without bf16 instructions anyway (slow; for accuracy studies). The model is copied when it must
+    be moved or converted."""
 
     backend = "pytorch"
     supported_precisions = ("fp32", "fp16", "bf16")
 
-    def __init__(self, model: VQHPS, device: str | torch.device | None = None, precision: str = "fp32",
-                 threads: int | None = None, max_persons: int | None = None, cuda_graphs: bool = False):
+    def __init__(self, model: VQHPS, device: str | torch.device | None = None, precision: str | None = None,
+                 threads: int | None = None, max_persons: int | None = None, cuda_graphs: bool = False,
+                 allow_emulated_bf16: bool = False):
         super().__init__()
         check_exportable(model)
         self.model = model
         self.device = torch.device(device) if device is not None else default_device()
-        self.precision = precision
+        self.precision = precision or DEFAULT_PRECISION
+        self.precision_reason = "requested" if precision else f"default on {self.device.type.upper()}"
+        self.allow_emulated_bf16 = allow_emulated_bf16
         self.threads = threads
         self.requested_max_persons = check_max_persons(max_persons)
         self.cuda_graphs = cuda_graphs
@@ -88,18 +100,42 @@ class TorchEngine(Engine):
         except torch.cuda.OutOfMemoryError as error:
             self._deactivate()
             raise EngineOutOfMemory(f"PyTorch ran out of CUDA memory for {max_persons} persons: {error}") from error
-        threads = torch.get_num_threads() if self.device.type == "cpu" else None
-        detail = f"{threads} threads" if threads else ("CUDA graphs" if self.cuda_graphs else "eager")
-        description = EngineDescription(self.backend, device_name(self.device), self.precision, max_persons, detail)
+        description = EngineDescription(self.backend, device_name(self.device), self.precision, max_persons,
+                                        self._detail())
         return vqhps_graph_signature(self.model), description
+
+    def _detail(self) -> str:
+        """The precision and why, then threads and instruction sets on the CPU, e.g. "bf16: requested; 2 threads;
+        Intel(R) Xeon(R) Platinum 8480+ (AVX2, AVX-512, VNNI, BF16, AMX)", or "fp32: default on CUDA; eager"."""
+        precision = f"{self.precision}: {self.precision_reason}"
+        if self.device.type != "cpu":
+            return describe_details(precision, "CUDA graphs" if self.cuda_graphs else "eager")
+        if self.precision == "bf16" and not cpu_features.native_bf16():
+            precision += ", emulated (allow_emulated_bf16)"
+        threads = torch.get_num_threads()
+        return describe_details(precision, f"{threads} thread{'' if threads == 1 else 's'}", cpu_features.describe())
 
     def _check_device_options(self) -> None:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise EngineError(f"device {self.device} requested, but this PyTorch sees no CUDA device")
         if self.device.type == "cpu" and self.precision == "fp16":
-            raise EngineError("fp16 is for CUDA devices; on the CPU use bf16 (or the ONNX Runtime int8 graph)")
+            raise EngineError(f"fp16 is for CUDA devices; on the CPU use {cpu_alternatives()}")
+        if self.device.type == "cpu" and self.precision == "bf16":
+            self._check_native_bf16()
         if self.cuda_graphs and self.device.type != "cuda":
             raise EngineError("cuda_graphs needs a CUDA device")
+
+    def _check_native_bf16(self) -> None:
+        cpu = cpu_features.this_cpu()
+        if cpu.native_bf16():
+            return
+        why = (f"this CPU, {cpu.describe()}, has no bf16 instructions (AVX512_BF16 or AMX-BF16 on x86, BF16 on Arm): "
+               "PyTorch emulates bf16 there, about 5x slower than fp32 (the HRNet graph on an AVX2 CPU: 4767 against "
+               "828 ms per person)")
+        if not self.allow_emulated_bf16:
+            raise EngineError(f"bf16 refused: {why}. Use {cpu_alternatives()}; allow_emulated_bf16=True runs it "
+                              "anyway (accuracy studies)")
+        LOG.warning("running emulated bf16 as allowed: %s", why)
 
     def _prepared_model(self) -> VQHPS:
         model_device = self.model.pose_init.device
@@ -155,6 +191,12 @@ class CudaGraphRunner:
         with torch.cuda.graph(graph):
             static_outputs = self.module(static_input)
         return graph, static_input, static_outputs
+
+
+def cpu_alternatives() -> str:
+    """The faster precisions of this CPU, for messages that refuse another one."""
+    native = "bf16 (this CPU has bf16 instructions), " if cpu_features.native_bf16() else ""
+    return f"{native}fp32, or ONNX Runtime with the int8 graph (vqhps-ros export --precision int8)"
 
 
 def default_device() -> torch.device:
