@@ -1,4 +1,43 @@
-"""Training loops: the Mesh-VQ-VAE tokenizer (`mesh_vq`) and the VQ-HPS regressor (`hps`, `hps_data`)."""
+"""Training loops: the Mesh-VQ-VAE tokenizer (`mesh_vq`) and the VQ-HPS regressor (`hps`, `hps_data`).
 
-from .hps import HPSTrainConfig, build_hps_model, run_train_hps, train_hps
-from .mesh_vq import MeshVQTrainConfig, load_meshes, train_mesh_vq
+The settings (`settings`) import no torch, and neither does this package: its names are loaded on first use
+(PEP 562), so `vqhps-ros` can build its options from the settings without importing the training stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .hps import build_hps_model, run_train_hps, train_hps
+    from .mesh_vq import load_meshes, train_mesh_vq
+    from .settings import AugmentationSettings, HPSTrainConfig, MeshVQTrainConfig
+
+_EXPORTS = {
+    "AugmentationSettings": "settings",
+    "HPSTrainConfig": "settings",
+    "MeshVQTrainConfig": "settings",
+    "build_hps_model": "hps",
+    "run_train_hps": "hps",
+    "train_hps": "hps",
+    "load_meshes": "mesh_vq",
+    "train_mesh_vq": "mesh_vq",
+}
+_SUBMODULES = ("hps", "hps_data", "keypoint_heatmaps", "mesh_vq", "settings")
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:  # `import vqhps_ros.train` then `vqhps_ros.train.hps`, as when this file imported it
+        return importlib.import_module(f".{name}", __name__)
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))

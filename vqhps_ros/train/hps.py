@@ -65,74 +65,17 @@ from ..hps.rotation import rotation_6d_to_matrix
 from ..mesh_vq import MeshVQVAE, load_mesh_vqvae
 from ..metrics import evaluate_meshes
 from .hps_data import (
-    AugmentationSettings,
     HPSDataset,
     load_hps_annotations,
     mirror_permutation,
 )
 from .keypoint_heatmaps import KeypointHeatmapHead, keypoint_heatmap_loss
+from .settings import EVALUATION_BATCH_SIZE, HPSTrainConfig
 
 LOG = logging.getLogger(__name__)
 H36M_JOINTS = len(H36M_17_JOINT_NAMES)
 AUXILIARY_HEADS_KEY = "auxiliary_heads"  # training state of the heads that are not part of the model's network
 KEYPOINT_HEAD_KEY = "keypoint_heatmaps"
-
-
-@dataclass(frozen=True)
-class HPSTrainConfig:
-    """Training settings (each one is a `vqhps-ros train-hps --option`). Official values where upstream has one."""
-
-    epochs: int = 200
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 1e-3
-    lr_step_epochs: int = 100
-    lr_gamma: float = 0.1
-    token_weight: float = 1.0
-    rotation_weight: float = 1.0
-    reprojection_weight: float = 1.0
-    vertex_weight: float = 0.0  # not upstream's: trains through a soft-decoded mesh (see the module docstring)
-    heatmap_weight: float = 0.0  # not upstream's: auxiliary keypoint heatmaps on the pose backbone's features
-    box_rescale: float = 1.2
-    # The augmentation defaults are AugmentationSettings' own (flat here: each field is a command-line option).
-    flip_probability: float = AugmentationSettings.flip_probability
-    rotation_probability: float = AugmentationSettings.rotation_probability
-    rotation_degrees: float = AugmentationSettings.rotation_degrees
-    scale_jitter: float = AugmentationSettings.scale_jitter
-    center_jitter: float = AugmentationSettings.center_jitter
-    color_noise: float = AugmentationSettings.color_noise
-    mirror_tolerance: float = 0.005  # of the template's bounding-box diagonal
-    validate_every: int = 1  # epochs
-    num_workers: int = 2
-    device: str = "auto"  # "auto": CUDA when available, else the CPU
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "lr_step_epochs", "validate_every"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1, found {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise InputError(f"num_workers must be >= 0, found {self.num_workers}")
-        for name in ("lr", "box_rescale", "mirror_tolerance"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise InputError(f"{name} must be a positive number, found {getattr(self, name)}")
-        for name in ("weight_decay", "lr_gamma", "token_weight", "rotation_weight", "reprojection_weight",
-                     "vertex_weight", "heatmap_weight"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise InputError(f"{name} must be a number >= 0, found {getattr(self, name)}")
-        self.augmentation()  # checks the augmentation ranges
-
-    def augmentation(self) -> AugmentationSettings:
-        return AugmentationSettings(self.flip_probability, self.rotation_probability, self.rotation_degrees,
-                                    self.scale_jitter, self.center_jitter, self.color_noise)
-
-    def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            return torch.device(self.device)
-        except RuntimeError as error:
-            raise InputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {self.device!r}") from error
 
 
 @dataclass
@@ -280,7 +223,7 @@ def _batch_losses(model: VQHPS, batch: dict, config: HPSTrainConfig, device: tor
 
 
 def train_hps(model: VQHPS, train_data: HPSDataset, validation_data: HPSDataset | None, output: str | Path,
-              config: HPSTrainConfig = HPSTrainConfig(), resume: str | Path | None = None,
+              config: HPSTrainConfig = HPSTrainConfig(), resume: str | Path | None = None,  # noqa: B008 (frozen)
               on_validation: Callable[[int, dict], None] | None = None) -> HPSHistory:
     """Train `model.regressor` in place for `config.epochs` epochs (counting those of `resume`).
 
@@ -395,7 +338,7 @@ def _init_worker(worker_id: int) -> None:
 
 
 @torch.no_grad()
-def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTrainConfig(),
+def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTrainConfig(),  # noqa: B008 (frozen)
                  device: torch.device | None = None, keypoint_head: KeypointHeatmapHead | None = None) -> dict:
     """Mean loss terms, token accuracy (%) and MPJPE / PA-MPJPE / PVE / PA-PVE (mm) over `data` (the heatmap term
     only with the auxiliary head that was trained)."""
@@ -498,7 +441,8 @@ def load_tpose(path: str | Path, num_vertices: int) -> np.ndarray:
     return tpose.astype(np.float64)
 
 
-def evaluate_model_file(model_path: str | Path, dataset: str | Path, batch_size: int = 16) -> dict:
+def evaluate_model_file(model_path: str | Path, dataset: str | Path,
+                        batch_size: int = EVALUATION_BATCH_SIZE) -> dict:
     """`vqhps-ros evaluate`: a model file on a dataset folder (no augmentation) -> `validate_hps` metrics."""
     model = load_model(model_path)
     data = HPSDataset(load_hps_annotations(dataset, model.num_vertices), box_rescale=HPSTrainConfig.box_rescale)
@@ -518,9 +462,10 @@ def run_train_hps(args, config: HPSTrainConfig) -> HPSHistory:
     mesh_vqvae = load_mesh_vqvae(args.mesh_vqvae, args.connections)
     vertices = mesh_vqvae.num_vertices
     tpose = load_tpose(args.tpose, vertices)
-    transformer = replace(TransformerDims(), model_dim=args.model_dim, nhead=args.nhead,
-                          feedforward_dim=args.feedforward_dim, block_size=mesh_vqvae.num_tokens,
-                          dict_size=mesh_vqvae.num_embeddings)
+    # Options left out (None) keep TransformerDims' defaults, the official dimensions.
+    dims = {name: getattr(args, name, None) for name in ("model_dim", "nhead", "feedforward_dim")}
+    transformer = replace(TransformerDims(), **{name: value for name, value in dims.items() if value is not None},
+                          block_size=mesh_vqvae.num_tokens, dict_size=mesh_vqvae.num_embeddings)
     faces = load_template_faces(args.template) if args.template else None
     model = build_hps_model(mesh_vqvae, args.backbone, load_regressor_matrix(args.h36m_regressor), tpose,
                             transformer, faces)

@@ -63,6 +63,7 @@ from ..hps.crops import (
     valid_box_mask,
     warp_crops_cv2,
 )
+from .settings import NO_AUGMENTATION, AugmentationSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -294,38 +295,6 @@ def mirror_permutation(template_vertices, tolerance: float = 0.005) -> np.ndarra
 
 
 # ---------------------------------------------------------------------------------------------- augmentation
-
-
-@dataclass(frozen=True)
-class AugmentationSettings:
-    """Ranges and probabilities of the training augmentations (see the module docstring).
-
-    rotation_degrees: the angle is uniform in [-rotation_degrees, rotation_degrees], applied with
-    `rotation_probability` (SPIN rotates 40 % of the samples). scale_jitter: the crop side is multiplied by a
-    factor uniform in [1 - s, 1 + s]. center_jitter: the crop centre moves by up to this fraction of its side
-    along x and y. color_noise: per-channel gains uniform in [1 - n, 1 + n].
-    """
-
-    flip_probability: float = 0.5
-    rotation_probability: float = 0.4
-    rotation_degrees: float = 30.0
-    scale_jitter: float = 0.25
-    center_jitter: float = 0.05
-    color_noise: float = 0.4
-
-    def __post_init__(self):
-        for name in ("flip_probability", "rotation_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InputError(f"{name} must be a probability in [0, 1], found {getattr(self, name)}")
-        for name in ("scale_jitter", "color_noise"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise InputError(f"{name} must be in [0, 1), found {getattr(self, name)}")
-        for name in ("rotation_degrees", "center_jitter"):
-            if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0.0):
-                raise InputError(f"{name} must be finite and >= 0, found {getattr(self, name)}")
-
-
-NO_AUGMENTATION = AugmentationSettings(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)

@@ -21,25 +21,11 @@ from ..checkpoints import read_checkpoint
 from ..errors import InputError
 from ..mesh_vq import MeshVQVAE, load_mesh_vqvae_state, perplexity, save_mesh_vqvae
 from ..metrics import procrustes_align
+from .settings import MESH_VQ_EVALUATION_BATCH_SIZE, MeshVQTrainConfig
 
 LOG = logging.getLogger(__name__)
 MESH_ARRAY_KEY = "vertices"
 DEAD_CODE_CHECK_EVERY = 10  # steps; each check encodes the batch once more
-
-
-@dataclass(frozen=True)
-class MeshVQTrainConfig:
-    steps: int = 100_000
-    batch_size: int = 16
-    lr: float = 5e-5
-    validate_every: int = 500
-    validation_meshes: int = 800  # upstream validates on 50 batches of 16
-    save_every: int = 2_000
-    seed: int = 0
-    # Beyond the official recipe, against codebook collapse in short trainings (0 turns each off): codes start on
-    # encoder latents of training meshes, and codes whose EMA usage falls below the threshold restart on latents.
-    data_init_codebook: int = 1
-    dead_code_threshold: float = 0.05
 
 
 @dataclass
@@ -103,7 +89,7 @@ def vertex_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model: MeshVQVAE, meshes: np.ndarray, batch_size: int) -> dict:
+def validate(model: MeshVQVAE, meshes: np.ndarray, batch_size: int = MESH_VQ_EVALUATION_BATCH_SIZE) -> dict:
     """V2V and PA-V2V in millimetres, and the codebook perplexity, over `meshes`."""
     was_training = model.training
     model.eval()
@@ -124,7 +110,7 @@ def validate(model: MeshVQVAE, meshes: np.ndarray, batch_size: int) -> dict:
 
 
 def train_mesh_vq(model: MeshVQVAE, train_meshes: np.ndarray, validation_meshes: np.ndarray, output: str | Path,
-                  config: MeshVQTrainConfig = MeshVQTrainConfig(), resume: str | Path | None = None,
+                  config: MeshVQTrainConfig = MeshVQTrainConfig(), resume: str | Path | None = None,  # noqa: B008 (frozen)
                   on_validation: Callable[[int, dict], None] | None = None) -> MeshVQHistory:
     """Train in place, write `output` (latest) every `save_every` steps and at the end; returns the history."""
     _check_meshes(model, train_meshes, "training")
