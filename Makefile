@@ -35,5 +35,5 @@ free-body: $(STAMP)
 	$(PY) tools/build_free_body.py
 
 sample-bag: $(STAMP)
-	rm -rf data/sample_bag
+	rm -rf vqhps_ros/data/sample_bag
 	$(PY) tools/make_sample_bag.py

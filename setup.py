@@ -14,7 +14,10 @@ setup(
     package_data={
         "vqhps_ros.body": ["assets/*.pkl", "assets/*.md", "assets/*.txt"],
         "vqhps_ros.models": ["*.pt", "*.json", "*.md"],
+        "vqhps_ros.data": ["sample_bag/*.mcap", "sample_bag/*.yaml", "sample_bag/*.npz", "sample_bag/*.md"],
     },
+    # The .msg files stay at the repo root for rosidl; pip installs them where a ROS build does (share/<pkg>/msg).
+    data_files=[("share/vqhps_ros/msg", ["msg/HumanMesh.msg", "msg/HumanMeshArray.msg", "msg/MeshTopology.msg"])],
     install_requires=[
         "numpy>=1.22",
         "torch>=2.1",
@@ -23,6 +26,7 @@ setup(
         "tqdm>=4.60",
         "smplx>=0.1.28",
         "rosbags>=0.11",
+        "pyyaml>=5.4",
     ],
     extras_require={
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],

@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
     }
     for item in items:
         for marker, (skip, reason) in skips.items():
-            if skip and marker in item.keywords:
+            if skip and item.get_closest_marker(marker) is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 

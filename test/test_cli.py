@@ -1,12 +1,19 @@
 """The command line: the demo, connection building and Mesh-VQ-VAE training, run as a user would."""
 
+import inspect
 import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 from meshes import icosphere
 
-from vqhps_ros.cli import main
+from vqhps_ros.cli import build_parser, main
 from vqhps_ros.mesh_vq import hierarchy_layer_names, load_connections, load_mesh_vqvae
+from vqhps_ros.runtime import commands
+from vqhps_ros.train.hps import HPSTrainConfig
 
 
 def test_parity_reproduces_the_official_tokens(reference, capsys):
@@ -54,3 +61,57 @@ def test_free_body_files_feed_the_training_commands(tmp_path, capsys):
     np.testing.assert_allclose(tpose.mean(axis=0), 0, atol=1e-9)
     np.testing.assert_allclose(regressor.sum(axis=1), 1, atol=1e-5)
     assert regressor.shape == (17, 1229)
+
+
+def test_building_the_parser_imports_no_heavy_module():
+    # A fresh interpreter: this test process has imported torch long ago.
+    code = ("import sys; from vqhps_ros.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch','cv2','onnx','onnxruntime','smplx','scipy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def _parse(argv: list[str]):
+    return build_parser().parse_args(argv)
+
+
+def test_train_hps_options_default_to_the_training_settings():
+    args = _parse(["train-hps", "--dataset", "d", "--mesh-vqvae", "m", "--h36m-regressor", "r", "--tpose", "t",
+                   "--output", "o"])
+    defaults = asdict(HPSTrainConfig())
+    assert {name: getattr(args, name) for name in defaults} == defaults
+    # Transformer dimensions left out: run_train_hps keeps TransformerDims' own (the official ones).
+    assert (args.model_dim, args.nhead, args.feedforward_dim) == (None, None, None)
+
+
+COMMAND_SIGNATURES = {name: inspect.signature(getattr(commands, name))
+                      for name in ("export_command", "build_engine_command")}
+
+
+def _recorded_call(monkeypatch, name: str, argv: list[str]) -> dict:
+    """The arguments `vqhps-ros` hands to runtime.commands.<name>, with that function's defaults filled in."""
+    signature = COMMAND_SIGNATURES[name]
+    calls = []
+
+    def record(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        calls.append(bound.arguments)
+        return Path("x") if name == "export_command" else commands.BuildReport(Path("x"), True, "")
+
+    monkeypatch.setattr(commands, name, record)
+    assert main(argv) == 0
+    return calls[0]
+
+
+def test_export_and_build_engine_defaults_are_the_library_ones(monkeypatch):
+    export = _recorded_call(monkeypatch, "export_command", ["export", "--model", "m.pt", "--output", "m.onnx"])
+    assert (export["precision"], export["max_persons"], export["opset"], export["calibration_count"]) == \
+        ("fp32", 16, 17, 64)
+    given = _recorded_call(monkeypatch, "export_command", ["export", "--model", "m.pt", "--output", "m.onnx",
+                                                           "--max-persons", "3", "--opset", "18"])
+    assert (given["max_persons"], given["opset"]) == (3, 18)
+
+    build = _recorded_call(monkeypatch, "build_engine_command", ["build-engine", "--onnx", "m.onnx"])
+    assert (build["precision"], build["device"], build["workspace_mb"]) == ("fp16", 0, 1024)
+    assert (build["max_persons"], build["opt_persons"], build["cache_dir"]) == (None, None, None)

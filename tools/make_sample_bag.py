@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Make the sample ROS 2 bag `data/sample_bag/`: synthetic free-body people seen by a static camera.
+"""Make the sample ROS 2 bag `vqhps_ros/data/sample_bag/`: synthetic free-body people seen by a static camera.
 
-    python tools/make_sample_bag.py [--output data/sample_bag] [--seconds 10] [--fps 15] [--seed 7]
+    python tools/make_sample_bag.py [--output vqhps_ros/data/sample_bag] [--seconds 10] [--fps 15] [--seed 7]
 
 The bag (rosbag2 metadata version 9, MCAP storage, written with rosbags) holds, per frame, stamped alike with frame
 id `camera_color_optical_frame`:
@@ -36,7 +36,7 @@ from vqhps_ros.synth.scene import SceneGenerator, SyntheticFrame
 from vqhps_ros.synth.tracks import placements_at, standing_track, walking_track
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = REPO_ROOT / "data" / "sample_bag"
+DEFAULT_OUTPUT = REPO_ROOT / "vqhps_ros" / "data" / "sample_bag"
 FRAME_ID = "camera_color_optical_frame"
 IMAGE_TOPIC, INFO_TOPIC, DETECTION_TOPIC = "/camera/image_raw/compressed", "/camera/camera_info", "/camera/detections"
 IMAGE_SIZE = (480, 640)

@@ -12,7 +12,6 @@ from .errors import InputError, VqhpsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference" / "vqhps_official"
-SAMPLE_BAG = REPO_ROOT / "data" / "sample_bag"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqhps-ros", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_demo(commands)
+    _add_replay(commands)
+    _add_node(commands)
+    _add_score(commands)
     _add_train_mesh_vq(commands)
     _add_build_connections(commands)
     _add_train_hps(commands)
@@ -43,14 +45,103 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="a configuration file (config/estimator.yaml lists every key)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one key, e.g. --set model.backend=pytorch (repeatable)")
+
+
+def _config_from_args(args):
+    from .config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _add_replay(commands) -> None:
+    replay = commands.add_parser("replay", help="a recorded ROS 2 bag through the estimator into an output bag")
+    replay.add_argument("bag", type=Path, help="input rosbag2 folder or .mcap / .db3 file")
+    replay.add_argument("--out", type=Path, required=True, help="output rosbag2 folder (MCAP), must not exist")
+    replay.add_argument("--image-topic", help="image topic (default: the bag's only Image/CompressedImage topic)")
+    replay.add_argument("--camera-info-topic", help="camera_info topic ('' to ignore camera_info)")
+    replay.add_argument("--detections-topic", help="Detection2DArray topic ('' to ignore detections)")
+    replay.add_argument("--copy-inputs", action="store_true", help="also write the input topics into the output")
+    replay.add_argument("--video", type=Path, help="write an overlay video (.mp4)")
+    replay.add_argument("--png-every", type=int, default=0, metavar="N", help="write every N-th overlay as PNG")
+    replay.add_argument("--png-dir", type=Path, help="folder for the PNG key frames (default: OUT_frames)")
+    replay.add_argument("--summary", type=Path, help="summary JSON file (default: OUT.summary.json)")
+    replay.add_argument("--max-frames", type=int, help="stop after this many frames")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(replay)
+    replay.set_defaults(run=_run_replay)
+
+
+def _run_replay(args) -> int:
+    from .replay import ReplayOptions, replay_bag, write_summary
+
+    png_dir = args.png_dir or args.out.with_name(args.out.name + "_frames")
+    options = ReplayOptions(args.image_topic, args.camera_info_topic, args.detections_topic, args.copy_inputs,
+                            args.video, args.png_every, png_dir, args.max_frames, not args.no_progress)
+    summary = replay_bag(args.bag, args.out, _config_from_args(args), options)
+    summary_path = args.summary or args.out.with_name(args.out.name + ".summary.json")
+    write_summary(summary, summary_path)
+    print(json.dumps(summary, indent=2))
+    print(f"output bag: {args.out}; summary: {summary_path}")
+    return 0
+
+
+def _add_score(commands) -> None:
+    score = commands.add_parser("score", help="a replay's output bag against ground truth: MPJPE, PVE, id switches")
+    score.add_argument("replay", type=Path, help="an output bag of `vqhps-ros replay`")
+    score.add_argument("--truth", type=Path, required=True, help="ground_truth.npz (the sample bag's format)")
+    score.add_argument("--output", type=Path, help="folder for scores.json, scores.md, error_per_frame.png "
+                                                   "(default: beside the replay)")
+    score.add_argument("--humans-topic", help="HumanMeshArray topic (default: the bag's only one)")
+    score.set_defaults(run=_run_score)
+
+
+def _run_score(args) -> int:
+    from .scoring import markdown_table, score_replay, write_score_outputs
+
+    output = args.output or args.replay.with_name(args.replay.name + "_scores")
+    summary = write_score_outputs(score_replay(args.replay, args.truth, args.humans_topic), output, str(args.replay))
+    print(markdown_table(summary), end="")
+    print(f"scores.json, scores.md and error_per_frame.png in {output}")
+    return 0
+
+
+def _add_node(commands) -> None:
+    node = commands.add_parser("node", help="start the ROS 2 node without ros2 launch (needs rclpy and the built "
+                                            "vqhps_ros messages)")
+    node.add_argument("--config", type=Path, help="parameter file (config/estimator.yaml lists every key)")
+    node.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="set one parameter, e.g. --set inputs.compressed=true (repeatable)")
+    node.add_argument("--remap", action="append", default=[], metavar="FROM:=TO",
+                      help="rename an input, e.g. --remap image:=/camera/color/image_raw (repeatable)")
+    node.add_argument("--no-autostart", action="store_true",
+                      help="stay unconfigured: drive the lifecycle with `ros2 lifecycle set`")
+    node.set_defaults(run=_run_node)
+
+
+def _run_node(args) -> int:
+    from .ros.node import main as node_main
+
+    ros_args = ["--ros-args"]
+    if args.config:
+        ros_args += ["--params-file", str(args.config)]
+    for override in args.overrides:
+        key, _, value = override.partition("=")
+        ros_args += ["-p", f"{key.strip()}:={value.strip()}"]
+    for remap in args.remap:
+        ros_args += ["-r", remap]
+    return node_main(["vqhps-ros-node", *([] if args.no_autostart else ["--autostart"]), *ros_args])
+
+
 def _add_demo(commands) -> None:
-    demo = commands.add_parser("demo", help="a model on a bag: meshes in the camera frame, overlays and scores")
-    demo.add_argument("--model", type=Path,
-                      help="a model file (train-hps output or save_model; default: the bundled free-body model)")
-    demo.add_argument("--bag", type=Path, default=SAMPLE_BAG, help="a ROS 2 bag (default: the sample bag)")
-    demo.add_argument("--output", type=Path, default=Path("demo_output"), help="folder for overlays and summary")
-    demo.add_argument("--overlay-every", type=int, default=15, help="write an overlay every N frames")
+    demo = commands.add_parser("demo", help="the bundled model on the sample bag: output bag, video, scores")
+    demo.add_argument("--bag", type=Path, help="a ROS 2 bag (default: the shipped sample bag)")
+    demo.add_argument("--output", type=Path, default=Path("demo_output"), help="folder for everything it writes")
     demo.add_argument("--max-frames", type=int, help="stop after this many frames")
+    _add_config_options(demo)
     demo.set_defaults(run=_run_demo)
 
     parity = commands.add_parser(
@@ -62,30 +153,32 @@ def _add_demo(commands) -> None:
 
     tokenize = commands.add_parser("tokenize", help="meshes -> tokens -> meshes with a Mesh-VQ-VAE checkpoint")
     tokenize.add_argument("--checkpoint", type=Path, required=True, help="official or this package's checkpoint")
-    tokenize.add_argument("--connections", type=Path, help="connection matrix folder, for official checkpoints")
+    tokenize.add_argument("--connections", type=Path, help="connection folder, for official checkpoints")
     tokenize.add_argument("--meshes", type=Path, required=True, help=".npz with 'vertices' (M, N, 3)")
     tokenize.set_defaults(run=_run_tokenize)
 
 
 def _run_demo(args) -> int:
-    from .bag_demo import run_bag_demo
-    from .models import demo_model_path
+    from .data import sample_bag_path
+    from .demo import DemoPaths, run_demo
 
-    model = args.model or demo_model_path()
-    print(json.dumps(run_bag_demo(model, args.bag, args.output, args.overlay_every, args.max_frames), indent=2))
-    print(f"overlays and summary.json in {args.output}")
+    summary = run_demo(args.bag or sample_bag_path(), args.output, _config_from_args(args), args.max_frames)
+    print(json.dumps(summary, indent=2))
+    paths = DemoPaths(args.output)
+    print(f"output bag: {paths.replay}\noverlay video: {paths.video}\nkey frames: {paths.frames}\n"
+          f"summary and scores: {paths.summary}")
     return 0
 
 
 def _run_parity(args) -> int:
-    from .demo import round_trip_reference
+    from .parity import round_trip_reference
 
     print(round_trip_reference(args.reference))
     return 0
 
 
 def _run_tokenize(args) -> int:
-    from .demo import round_trip_checkpoint
+    from .parity import round_trip_checkpoint
 
     print(round_trip_checkpoint(args.checkpoint, args.connections, args.meshes))
     return 0
@@ -100,7 +193,7 @@ def _add_train_mesh_vq(commands) -> None:
     train.add_argument("--output", type=Path, required=True, help="checkpoint to write (official layout)")
     train.add_argument("--resume", type=Path, help="a checkpoint written by this command")
     train.add_argument("--config", type=Path, help="JSON of MeshVQConfig fields (default: official 'medium')")
-    from .train.mesh_vq import MeshVQTrainConfig
+    from .train.settings import MeshVQTrainConfig  # torch-free: building the parser imports no training code
 
     _add_dataclass_options(train, MeshVQTrainConfig)
     train.set_defaults(run=_run_train_mesh_vq)
@@ -155,7 +248,7 @@ def _run_build_connections(args) -> int:
 
 
 def _add_train_hps(commands) -> None:
-    from .train.hps import HPSTrainConfig
+    from .train.settings import HPSTrainConfig  # torch-free: building the parser imports no training code
 
     train = commands.add_parser("train-hps", help="train the VQ-HPS regressor on a dataset (see the README)")
     train.add_argument("--dataset", type=Path, required=True, help="training dataset folder")
@@ -167,9 +260,11 @@ def _add_train_hps(commands) -> None:
     train.add_argument("--tpose", type=Path, required=True, help="(V, 3) T-pose mesh (.npy) for pose_init")
     train.add_argument("--template", type=Path, help="template .npz whose 'faces' the model file keeps (overlays)")
     train.add_argument("--backbone", default="resnet18")
-    train.add_argument("--model-dim", type=int, default=512, help="transformer width (official: 512)")
-    train.add_argument("--nhead", type=int, default=8, help="attention heads (official: 8)")
-    train.add_argument("--feedforward-dim", type=int, default=1024, help="feed-forward width (official: 1024)")
+    # None: TransformerDims' own defaults (the official dimensions), applied by run_train_hps.
+    train.add_argument("--model-dim", type=int, help="transformer width (default: the official, TransformerDims')")
+    train.add_argument("--nhead", type=int, help="attention heads (default: the official, TransformerDims')")
+    train.add_argument("--feedforward-dim", type=int,
+                       help="feed-forward width (default: the official, TransformerDims')")
     train.add_argument("--output", type=Path, required=True, help="model file to write")
     train.add_argument("--resume", type=Path, help="a model file written by this command")
     _add_dataclass_options(train, HPSTrainConfig)
@@ -221,21 +316,24 @@ def _add_export(commands) -> None:
     export = commands.add_parser("export", help="export the whole VQ-HPS network (crops -> meshes) to ONNX")
     export.add_argument("--model", type=Path, required=True, help="model file written by vqhps_ros (save_model)")
     export.add_argument("--output", type=Path, required=True)
-    export.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
-                        help="fp32: ONNX Runtime, TensorRT <= 10.11; fp16: TensorRT 10.12+/11; int8: ONNX Runtime CPU")
-    export.add_argument("--max-persons", type=int, default=16)
-    export.add_argument("--opset", type=int, default=17)
+    # Options left out (None) take export_command's defaults, so the numbers live in the library only.
+    export.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                        help="fp32: ONNX Runtime, TensorRT <= 10.11; fp16: TensorRT 10.12+/11; int8: ONNX Runtime CPU "
+                             "(default: runtime.commands.export_command's)")
+    export.add_argument("--max-persons", type=int,
+                        help="most people per frame the TensorRT profile covers (default: runtime.DEFAULT_MAX_BATCH)")
+    export.add_argument("--opset", type=int, help="ONNX opset (default: runtime.DEFAULT_OPSET)")
     export.add_argument("--calibration-dataset", type=Path, help="dataset folder of person crops (int8)")
-    export.add_argument("--calibration-count", type=int, default=64)
+    export.add_argument("--calibration-count", type=int,
+                        help="person crops int8 calibrates on (default: runtime.commands.DEFAULT_CALIBRATION_COUNT)")
     export.set_defaults(run=_run_export)
 
 
 def _run_export(args) -> int:
     from .runtime.commands import export_command
 
-    path = export_command(args.model, args.output, precision=args.precision, max_persons=args.max_persons,
-                          opset=args.opset, calibration_dataset=args.calibration_dataset,
-                          calibration_count=args.calibration_count)
+    path = export_command(args.model, args.output, calibration_dataset=args.calibration_dataset,
+                          **_given_options(args, "precision", "max_persons", "opset", "calibration_count"))
     print(f"wrote {path}")
     return 0
 
@@ -243,20 +341,24 @@ def _run_export(args) -> int:
 def _add_build_engine(commands) -> None:
     build = commands.add_parser("build-engine", help="build the TensorRT engine of an exported graph into the cache")
     build.add_argument("--onnx", type=Path, required=True)
-    build.add_argument("--cache-dir", type=Path, help="default ~/.cache/vqhps_ros/engines")
-    build.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
+    # Options left out (None) take the library's defaults, so the numbers live there only.
+    build.add_argument("--cache-dir", type=Path, help="engine cache folder (default: runtime.default_cache_dir())")
+    build.add_argument("--precision", choices=("fp16", "fp32"),
+                       help="engine precision (default: runtime.tensorrt_engine.DEFAULT_PRECISION)")
     build.add_argument("--max-persons", type=int, help="top of the batch profile (default: the graph's)")
-    build.add_argument("--opt-persons", type=int, help="batch TensorRT tunes for (default 2)")
-    build.add_argument("--device", type=int, default=0)
-    build.add_argument("--workspace-mb", type=int, default=1024)
+    build.add_argument("--opt-persons", type=int, help="batch TensorRT tunes for (default: TensorRTEngine's choice)")
+    build.add_argument("--device", type=int, help="CUDA device index (default: build_engine_command's)")
+    build.add_argument("--workspace-mb", type=int,
+                       help="builder scratch memory, MiB (default: runtime.tensorrt_engine.DEFAULT_WORKSPACE_BYTES)")
     build.set_defaults(run=_run_build_engine)
 
 
 def _run_build_engine(args) -> int:
     from .runtime.commands import build_engine_command
 
-    report = build_engine_command(args.onnx, args.cache_dir, args.precision, args.max_persons,
-                                  args.opt_persons, args.device, args.workspace_mb)
+    report = build_engine_command(args.onnx, args.cache_dir, max_persons=args.max_persons,
+                                  opt_persons=args.opt_persons,
+                                  **_given_options(args, "precision", "device", "workspace_mb"))
     print(f"{'built' if report.built else 'cached'}: {report.engine_path}\n{report.description}")
     return 0
 
@@ -265,7 +367,9 @@ def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="a model file on a dataset: token accuracy, MPJPE, PA-MPJPE, PVE")
     evaluate.add_argument("--model", type=Path, required=True)
     evaluate.add_argument("--dataset", type=Path, required=True, help="a dataset folder in the train-hps format")
-    evaluate.add_argument("--batch-size", type=int, default=16)
+    from .train.settings import EVALUATION_BATCH_SIZE  # torch-free, and evaluate_model_file's default
+
+    evaluate.add_argument("--batch-size", type=int, default=EVALUATION_BATCH_SIZE, help="default: %(default)s")
     evaluate.set_defaults(run=_run_evaluate)
 
 
@@ -282,7 +386,9 @@ def _add_evaluate_mesh_vq(commands) -> None:
     evaluate.add_argument("--model", type=Path, required=True, help="a Mesh-VQ-VAE file")
     evaluate.add_argument("--connections", type=Path, help="connection folder, for an official Mesh-VQ-VAE file")
     evaluate.add_argument("--meshes", type=Path, required=True, help=".npz with 'vertices' (M, N, 3) or a folder")
-    evaluate.add_argument("--batch-size", type=int, default=64)
+    from .train.settings import MESH_VQ_EVALUATION_BATCH_SIZE  # torch-free, and mesh_vq.validate's default
+
+    evaluate.add_argument("--batch-size", type=int, default=MESH_VQ_EVALUATION_BATCH_SIZE, help="default: %(default)s")
     evaluate.set_defaults(run=_run_evaluate_mesh_vq)
 
 
@@ -343,11 +449,17 @@ def _run_free_body(args) -> int:
 def _add_dataclass_options(parser: argparse.ArgumentParser, config_class) -> None:
     """One --option per field of a training-settings dataclass, defaulting to the field's default."""
     for name, field in config_class.__dataclass_fields__.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(field.default), default=field.default,
+                            help="default: %(default)s")
 
 
 def _dataclass_from_args(config_class, args):
     return config_class(**{name: getattr(args, name) for name in config_class.__dataclass_fields__})
+
+
+def _given_options(args, *names: str) -> dict:
+    """The options among `names` the user gave (not None): the library function's own defaults fill the rest."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from vqhps_ros.body import free_body_h36m_regressor
 from vqhps_ros.synth import SceneGenerator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BAG = REPO_ROOT / "data" / "sample_bag"
+BAG = REPO_ROOT / "vqhps_ros" / "data" / "sample_bag"
 TOPICS = {"/camera/image_raw/compressed": "sensor_msgs/msg/CompressedImage",
           "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
           "/camera/detections": "vision_msgs/msg/Detection2DArray"}

@@ -33,7 +33,7 @@ from .crops import (
     warp_crops_torch,
 )
 from .model import VQHPS, HPSOutput
-from .predict import PersonMesh, predict_people
+from .predict import PersonMesh, crop_people, place_people, predict_people
 from .regressor import CROP_SIZE, MeshRegressor, RegressorConfig, RegressorOutput
 from .rotation import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_6d_to_matrix
 from .transformer import TransformerDims

@@ -1,125 +1,114 @@
-"""Camera frames from a ROS 2 bag (MCAP or sqlite3), read with rosbags: no ROS install needed.
+"""Camera frames from a ROS 2 bag (MCAP or sqlite3, compressed or not), read with rosbags: no ROS install needed.
 
 Message definitions come from the bag itself (rosbag2 stores them), so types outside the standard stores, such as
-vision_msgs, read without registration.
+vision_msgs, read without registration. Messages go through the same `FrameAssembler` as in the node, in log
+order, with the log time as the receive clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import InputError
-from .images import camera_matrix, decode_compressed_image, decode_raw_image
+from ..humans import Frame
+from .assembler import AssembledFrame, FrameAssembler
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
-NO_BOXES: tuple[np.ndarray, tuple[str, ...]] = (np.zeros((0, 4)), ())
 
 
 @dataclass(frozen=True)
-class CameraFrame:
-    stamp_ns: int  # header stamp of the image
-    frame_id: str
-    image: np.ndarray  # H x W x 3 uint8 RGB
-    intrinsics: np.ndarray | None  # (3, 3) K of the latest camera_info, None before the first one
-    boxes: np.ndarray  # (N, 4) x, y, w, h pixels of the detections stamped like the image
-    detection_ids: tuple[str, ...]  # Detection2D.id of each box (a tracker's id, or "")
+class BagTopics:
+    """The input topics of a bag: rosbags connections (None where absent)."""
+
+    image: object
+    camera_info: object | None
+    detections: object | None
+
+    @property
+    def connections(self) -> list:
+        return [c for c in (self.image, self.camera_info, self.detections) if c is not None]
 
 
-def read_frames(bag: str | Path, image_topic: str | None = None, camera_info_topic: str | None = None,
-                detections_topic: str | None = None) -> Iterator[CameraFrame]:
-    """Frames in log order. Topics default to the bag's only topic of each type; detections are optional.
-
-    A frame's boxes are the detections whose header stamp equals the image's (what a detector publishing per
-    image produces); frames without one get no boxes.
-    """
-    from rosbags.highlevel import AnyReader
+@contextmanager
+def open_bag(bag: str | Path) -> Iterator:
+    """`with open_bag(bag) as reader`: an open rosbags AnyReader on `bag` (a rosbag2 folder or a single .mcap /
+    .db3 file). A bag that cannot be opened (a truncated MCAP has no footer, a damaged sqlite3 file no valid
+    pages, a folder no metadata) raises InputError."""
+    from rosbags.highlevel import AnyReader, AnyReaderError
 
     path = Path(bag)
     if not path.exists():
         raise InputError(f"bag {path} does not exist")
-    with AnyReader([path]) as reader:
-        image = _connection(reader, IMAGE_TYPES, image_topic, required=True)
-        info = _connection(reader, (CAMERA_INFO_TYPE,), camera_info_topic, required=False)
-        detections = _connection(reader, (DETECTIONS_TYPE,), detections_topic, required=False)
-        yield from _frames(reader, image, info, detections)
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise InputError(f"bag folder {path} has no metadata.yaml (an interrupted recording?): give its .mcap or "
+                         ".db3 file instead, or run `ros2 bag reindex` on the folder")
+    try:
+        reader = AnyReader([path])
+        reader.open()
+    except AnyReaderError as error:
+        raise InputError(f"bag {path} cannot be opened: it is truncated or corrupt, or not a ROS bag ({error})"
+                         ) from error
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
-# Images waiting for their detections (and detections waiting for their image) are bounded: a detector that
-# skips frames must not grow memory without limit.
-MAX_WAITING = 8
+def select_topics(reader, image_topic: str | None = None, camera_info_topic: str | None = None,
+                  detections_topic: str | None = None) -> BagTopics:
+    """Each topic by name, or the bag's only topic of its type; camera_info and detections are optional.
 
-
-def _frames(reader, image, info, detections) -> Iterator[CameraFrame]:
-    wanted = [connection for connection in (image, info, detections) if connection is not None]
-    intrinsics = None
-    waiting_images: dict[int, object] = {}  # stamp -> image message whose detections are not logged yet
-    early_boxes: dict[int, tuple] = {}  # stamp -> boxes logged before their image
-    for connection, _, raw in reader.messages(connections=wanted):
-        message = reader.deserialize(raw, connection.msgtype)
-        if connection is info:
-            intrinsics = camera_matrix(message)
-            continue
-        stamp = _stamp_ns(message.header)
-        if connection is detections:
-            boxes = detection_boxes(message)
-            if stamp in waiting_images:
-                yield _frame(waiting_images.pop(stamp), image.msgtype, intrinsics, boxes)
-            else:
-                early_boxes[stamp] = boxes
-                _pop_oldest(early_boxes)
-        elif detections is None or stamp in early_boxes:
-            yield _frame(message, image.msgtype, intrinsics, early_boxes.pop(stamp, NO_BOXES))
-        else:
-            waiting_images[stamp] = message
-            for undetected in _pop_oldest(waiting_images):
-                yield _frame(undetected, image.msgtype, intrinsics, NO_BOXES)
-    for undetected in waiting_images.values():
-        yield _frame(undetected, image.msgtype, intrinsics, NO_BOXES)
-
-
-def _pop_oldest(entries: dict) -> list:
-    """Remove and return the entries beyond MAX_WAITING, oldest stamps first."""
-    return [entries.pop(min(entries)) for _ in range(len(entries) - MAX_WAITING)]
-
-
-def _frame(message, msgtype: str, intrinsics, boxes) -> CameraFrame:
-    decode = decode_compressed_image if msgtype.endswith("CompressedImage") else decode_raw_image
-    return CameraFrame(_stamp_ns(message.header), message.header.frame_id, decode(message), intrinsics, *boxes)
-
-
-def detection_boxes(message) -> tuple[np.ndarray, tuple[str, ...]]:
-    """vision_msgs/Detection2DArray -> (N, 4) x, y, w, h boxes and the detections' ids.
-
-    vision_msgs 4 (Humble, Jazzy) puts the centre in `bbox.center.position`; older releases in `bbox.center`.
+    An empty string for camera_info or detections means "do not use it". Errors list what the bag has.
     """
-    boxes, ids = [], []
-    for detection in message.detections:
-        center = detection.bbox.center
-        position = getattr(center, "position", center)
-        width, height = float(detection.bbox.size_x), float(detection.bbox.size_y)
-        boxes.append((position.x - width / 2, position.y - height / 2, width, height))
-        ids.append(str(getattr(detection, "id", "")))
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), tuple(ids)
+    image = _connection(reader, IMAGE_TYPES, image_topic, required=True)
+    info = None if camera_info_topic == "" else _connection(reader, (CAMERA_INFO_TYPE,), camera_info_topic, False)
+    detections = None if detections_topic == "" else _connection(reader, (DETECTIONS_TYPE,), detections_topic, False)
+    return BagTopics(image, info, detections)
 
 
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+def assembled_frames(reader, topics: BagTopics, assembler: FrameAssembler,
+                     on_message=None) -> Iterator[AssembledFrame]:
+    """Frames in log order, paired by `assembler`. on_message(connection, log_time_ns, raw bytes, message), if
+    given, sees every input message as it is read (the replay copies inputs with it)."""
+    for connection, log_time, raw in reader.messages(connections=topics.connections):
+        message = reader.deserialize(raw, connection.msgtype)
+        if on_message is not None:
+            on_message(connection, log_time, raw, message)
+        if connection is topics.camera_info:
+            assembler.add_camera_info(message)
+        elif connection is topics.detections:
+            yield from assembler.add_detections(message, log_time)
+        else:
+            yield from assembler.add_image(message, log_time)
+    yield from assembler.flush()
+
+
+def read_frames(bag: str | Path, image_topic: str | None = None, camera_info_topic: str | None = None,
+                detections_topic: str | None = None, assembler: FrameAssembler | None = None) -> Iterator[Frame]:
+    """Decoded frames of a bag (undecodable ones and ones without intrinsics are skipped and counted in the
+    assembler's `counts`). The default assembler waits for detections when the bag has a detection topic."""
+    with open_bag(bag) as reader:
+        topics = select_topics(reader, image_topic, camera_info_topic, detections_topic)
+        assembler = assembler or FrameAssembler(expect_detections=topics.detections is not None)
+        for assembled in assembled_frames(reader, topics, assembler):
+            frame = assembler.to_frame(assembled)
+            if frame is not None:
+                yield frame
 
 
 def _connection(reader, msgtypes: tuple[str, ...], topic: str | None, required: bool):
     candidates = [c for c in reader.connections if c.msgtype in msgtypes and (topic is None or c.topic == topic)]
-    if len(candidates) == 1:
+    if len({c.topic for c in candidates}) == 1:
         return candidates[0]
     if not candidates and not required and topic is None:
         return None
-    found = sorted(f"{c.topic} ({c.msgtype})" for c in reader.connections)
+    found = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections})
     types = " or ".join(msgtypes)
     wanted = f"topic {topic!r} of type {types}" if topic else f"one topic of type {types}"
-    problem = "several match" if candidates else "none matches"
+    problem = "several match (choose one with its option)" if candidates else "none matches"
     raise InputError(f"expected {wanted} in the bag, {problem}; the bag has: {', '.join(found)}")

@@ -10,16 +10,18 @@ from ..errors import CheckpointError, InputError
 from .calibration import load_dataset_samples
 from .export import DEFAULT_MAX_BATCH, DEFAULT_OPSET, export_vqhps
 from .quantize import quantize_vqhps
-from .tensorrt_engine import DEFAULT_WORKSPACE_BYTES, BuildReport, build_engine
+from .tensorrt_engine import DEFAULT_PRECISION, DEFAULT_WORKSPACE_BYTES, BuildReport, build_engine
 
 LOG = logging.getLogger(__name__)
 
 EXPORT_CHOICES = ("fp32", "fp16", "int8")
+DEFAULT_CALIBRATION_COUNT = 64  # person crops an int8 export calibrates on
 
 
 def export_command(model_path: str | Path, output: str | Path, precision: str = "fp32",
                    max_persons: int = DEFAULT_MAX_BATCH, opset: int = DEFAULT_OPSET,
-                   calibration_dataset: str | Path | None = None, calibration_count: int = 64) -> Path:
+                   calibration_dataset: str | Path | None = None,
+                   calibration_count: int = DEFAULT_CALIBRATION_COUNT) -> Path:
     """Export a model file (written by `save_model`) to ONNX; returns the path written.
 
     fp32 / fp16: the whole-model graph of that precision (fp16: for TensorRT 10.12+ strongly typed engines).
@@ -45,7 +47,7 @@ def export_command(model_path: str | Path, output: str | Path, precision: str = 
     return quantize_vqhps(fp32_path, output, calibration.crops)
 
 
-def build_engine_command(onnx_path: str | Path, cache_dir: str | Path | None = None, precision: str = "fp16",
+def build_engine_command(onnx_path: str | Path, cache_dir: str | Path | None = None, precision: str = DEFAULT_PRECISION,
                          max_persons: int | None = None, opt_persons: int | None = None, device: int = 0,
                          workspace_mb: int = DEFAULT_WORKSPACE_BYTES >> 20) -> BuildReport:
     """Build the TensorRT engine of an exported graph into the cache ahead of time (or find it there)."""

@@ -29,12 +29,12 @@ from torch import nn
 
 from ..errors import InputError
 from ..hps import VQHPS
+from ..humans import MeshTopology
 from ..mesh_vq import MeshVQVAE
 from .onnx_meta import import_onnx, save_model_atomically, stamp_metadata
 from .signatures import (
     BATCH,
     CROP_SIZE,
-    JOINT_NAMES_KEY,
     MAX_BATCH_KEY,
     MESH_DECODER_GRAPH,
     MESH_VQ_CONFIG_KEY,
@@ -51,6 +51,7 @@ from .signatures import (
     mesh_decoder_signature,
     vqhps_signature,
 )
+from .topology import mesh_topology_from_metadata, topology_metadata
 
 if TYPE_CHECKING:
     import onnx
@@ -182,16 +183,27 @@ def vqhps_metadata(model: VQHPS, max_persons: int, precision: str,
     """What an engine needs to know about a whole-model graph without the model: sizes, configuration, pose_init."""
     joints = 0 if model.joint_regressor is None else int(model.joint_regressor.shape[0])
     entries = mesh_decoder_metadata(model.mesh_vqvae, max_persons)
+    entries.update(model_topology_metadata(model))
     entries.update({
         REGRESSOR_CONFIG_KEY: json.dumps(model.regressor.config.to_dict(), sort_keys=True),
         POSE_INIT_KEY: json.dumps([float(value) for value in model.pose_init.detach().cpu().tolist()]),
         NUM_JOINTS_KEY: str(joints),
-        JOINT_NAMES_KEY: json.dumps(list(model.joint_names)),
         PRECISION_KEY: precision,
     })  # fmt: skip
     if source:
         entries[SOURCE_KEY] = json.dumps(dict(source), sort_keys=True)
     return entries
+
+
+def model_topology_metadata(model: VQHPS) -> dict[str, str]:
+    """The mesh topology entries of a model (faces, joint set and names, token and codebook sizes)."""
+    return topology_metadata(model.num_vertices, model.faces, model.joint_names, model.mesh_vqvae.num_tokens,
+                             model.mesh_vqvae.num_embeddings)
+
+
+def model_topology(model: VQHPS) -> MeshTopology:
+    """The MeshTopology of a PyTorch model, through the same metadata an exported graph carries."""
+    return mesh_topology_from_metadata(model_topology_metadata(model), "the model")
 
 
 def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], signature: GraphSignature,

@@ -1,0 +1,179 @@
+"""The estimator: the seam (crop -> engine -> place), one engine call per frame, dropped persons, backends alike."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from meshes import icosphere
+from small_model import build_small_model
+
+from vqhps_ros.config import load_config
+from vqhps_ros.data import sample_bag_path
+from vqhps_ros.errors import InputError
+from vqhps_ros.estimator import Estimator, to_human, unplaced_reason
+from vqhps_ros.hps import crop_people, place_people, predict_people
+from vqhps_ros.humans import Detection, Frame
+from vqhps_ros.io import read_frames
+from vqhps_ros.persons import DetectionFilter
+from vqhps_ros.runtime import EngineOutput, TorchEngine
+from vqhps_ros.runtime.export import model_topology
+
+K = np.array([[500.0, 0, 320], [0, 520.0, 240], [0, 0, 1]])
+BOXES = np.array([[100, 60, 120, 300], [380, 120, 90, 200]], dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def model():
+    small = build_small_model()
+    small.faces = icosphere(2)[1]
+    return small
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+
+
+def frame_with(image, boxes, ids=("7", ""), scores=(0.9, 0.8)) -> Frame:
+    detections = tuple(Detection(np.asarray(box, float), score, "person", id_)
+                       for box, id_, score in zip(boxes, ids, scores, strict=True))
+    return Frame(image, 1_700_000_000_123_000_000, "camera_optical_frame", K, detections)
+
+
+class CountingEngine:
+    """Wraps an engine and records the batch of every call."""
+
+    def __init__(self, engine):
+        self.engine, self.batches = engine, []
+
+    def infer(self, crops):
+        self.batches.append(len(crops))
+        return self.engine.infer(crops)
+
+    @property
+    def description(self):
+        return self.engine.description
+
+    def deactivate(self):
+        self.engine.deactivate()
+
+
+class ScriptedEngine:
+    """Returns the outputs of a real engine with chosen crop cameras (to make unusable persons)."""
+
+    def __init__(self, engine, cameras):
+        self.engine, self.cameras = engine, np.asarray(cameras, dtype=np.float32)
+
+    def infer(self, crops):
+        return self.engine.infer(crops)._replace(cam=self.cameras[: len(crops)])
+
+
+def test_crop_engine_place_equals_predict_people(model, image):
+    crops = crop_people(image, BOXES)
+    with TorchEngine(model) as engine:
+        people = place_people(engine.infer(crops.images), crops.geometry, K, BOXES)
+    expected = predict_people(model, image, BOXES, K)
+    for person, reference in zip(people, expected, strict=True):
+        np.testing.assert_array_equal(person.tokens, reference.tokens)
+        np.testing.assert_allclose(person.vertices, reference.vertices, atol=1e-5)
+        np.testing.assert_allclose(person.joints_2d, reference.joints_2d, atol=1e-3)
+
+
+def test_place_people_accepts_torch_outputs_and_numpy_outputs_alike(model, image):
+    crops = crop_people(image, BOXES)
+    with torch.no_grad():
+        torch_output = model(torch.from_numpy(crops.images))
+    numpy_output = EngineOutput(*(None if t is None else t.numpy() for t in (
+        torch_output.indices, torch_output.token_confidence, torch_output.rotmat, torch_output.cam,
+        torch_output.verts_canonical, torch_output.verts, torch_output.joints)))
+    from_torch = place_people(torch_output, crops.geometry, K, BOXES)
+    from_numpy = place_people(numpy_output, crops.geometry, K, BOXES)
+    for a, b in zip(from_torch, from_numpy, strict=True):
+        np.testing.assert_array_equal(a.vertices, b.vertices)
+
+
+def test_all_persons_of_a_frame_go_through_one_engine_call(model, image):
+    with TorchEngine(model, max_persons=8) as engine:
+        counting = CountingEngine(engine)
+        estimator = Estimator(counting, model_topology(model))
+        result = estimator.process(frame_with(image, BOXES))
+    assert counting.batches == [2]
+    assert [human.id for human in result.humans] == ["7", "1"]  # the detection's id, else the frame index
+    assert set(result.timings_ms) == {"persons", "crop", "engine", "place", "temporal"}
+    assert result.stamp_ns == 1_700_000_000_123_000_000 and result.frame_id == "camera_optical_frame"
+
+
+def test_humans_are_placed_in_the_camera_frame(model, image):
+    with TorchEngine(model) as engine:
+        result = Estimator(engine, model_topology(model)).process(frame_with(image, BOXES))
+    for human, box in zip(result.humans, BOXES, strict=True):
+        np.testing.assert_array_equal(human.box, box)
+        np.testing.assert_allclose(human.root_position, human.joints[0], atol=1e-6)  # pelvis: the first joint
+        projected = human.joints @ K.T
+        np.testing.assert_allclose(human.joints_2d, projected[:, :2] / projected[:, 2:], rtol=1e-4)
+        assert 0 < human.score <= 0.9  # detection score x mean token confidence
+        assert np.all(human.vertices[:, 2] > 0) and human.valid
+
+
+def test_unusable_persons_are_dropped_and_counted(model, image):
+    boxes = np.array([[100, 60, 120, 300], [380, 120, 90, 200], [200, 100, 100, 200]], dtype=np.float64)
+    cameras = [[-0.5, 0.0, 0.0], [np.nan, 0.1, 0.1], [0.9, 0.0, 0.0]]
+    with TorchEngine(model) as engine:
+        estimator = Estimator(ScriptedEngine(engine, cameras), model_topology(model))
+        result = estimator.process(frame_with(image, boxes, ("a", "b", "c"), (0.9, 0.9, 0.9)))
+    assert [human.id for human in result.humans] == ["c"]
+    assert result.skipped == {"nonpositive_camera_scale": 2}  # NaN is not > 0 either
+    assert all(np.isfinite(human.vertices).all() for human in result.humans)
+
+
+def test_a_person_behind_the_camera_is_not_published(model, image):
+    crops = crop_people(image, BOXES[:1])
+    with TorchEngine(model) as engine:
+        person = place_people(engine.infer(crops.images), crops.geometry, K, BOXES[:1])[0]
+    behind = type(person)(**{**person.__dict__, "vertices": person.vertices * np.array([1, 1, -1], np.float32)})
+    assert unplaced_reason(person) == ""
+    assert unplaced_reason(behind) == "mesh_behind_camera"
+    assert to_human(person, Detection(BOXES[0], 0.5), "0").id == "0"
+
+
+def test_frames_without_persons_skip_the_engine(model, image):
+    with TorchEngine(model) as engine:
+        counting = CountingEngine(engine)
+        estimator = Estimator(counting, model_topology(model), DetectionFilter(without_detections="skip"))
+        no_detector = estimator.process(Frame(image, 1, "cam", K, None))
+        nobody = estimator.process(Frame(image, 2, "cam", K, ()))
+    assert counting.batches == [] and no_detector.humans == [] and nobody.humans == []
+    assert no_detector.skipped == {"frame_without_detections": 1} and nobody.skipped == {}
+
+
+def test_a_frame_needs_intrinsics(model, image):
+    with TorchEngine(model) as engine:
+        with pytest.raises(InputError, match="intrinsics"):
+            Estimator(engine, model_topology(model)).process(Frame(image, 1, "cam", None, ()))
+
+
+@pytest.mark.slow
+def test_bundled_model_gives_equal_results_through_onnxruntime_and_pytorch(tmp_path):
+    frames = [frame for index, frame in enumerate(read_frames(sample_bag_path())) if index % 15 == 0]
+    results = {}
+    for backend in ("onnxruntime", "pytorch"):
+        config = load_config(overrides=[f"model.backend={backend}", f"model.engine_cache_dir={tmp_path}"])
+        with Estimator.from_config(config) as estimator:
+            assert estimator.description.backend == backend
+            results[backend] = [estimator.process(frame) for frame in frames]
+    persons = 0
+    for onnx_result, torch_result in zip(results["onnxruntime"], results["pytorch"], strict=True):
+        assert [h.id for h in onnx_result.humans] == [h.id for h in torch_result.humans]
+        for a, b in zip(onnx_result.humans, torch_result.humans, strict=True):
+            persons += 1
+            assert np.mean(a.tokens == b.tokens) >= 0.98
+            np.testing.assert_allclose(a.joints, b.joints, atol=2e-3)  # metres
+    assert persons >= 10
+
+
+def test_skipped_counter_is_per_frame(model, image):
+    source = DetectionFilter(min_score=0.85)
+    skipped = Counter()
+    kept = source.persons(frame_with(image, BOXES), skipped)
+    assert len(kept) == 1 and skipped == {"low_score": 1}

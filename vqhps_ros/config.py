@@ -1,0 +1,577 @@
+"""One typed configuration schema shared by the ROS 2 node, the bag replay CLI and the tests.
+
+The schema is a tree of frozen dataclasses: `EstimatorConfig` holds one section per stage (`inputs`, `model`,
+`persons`, `camera`, `temporal`, `outputs`), and each section holds leaves. A leaf's default is its dataclass
+default, and its documentation (description, unit, range or choices) lives in the field's metadata, so the node's
+parameter declarations (`parameter_specs`), the shipped `config/estimator.yaml` and the validation messages all read
+one source.
+
+Leaves have ROS 2 parameter types only: bool, int, float, str, and lists of str or float (stored as tuples so the
+config stays immutable and hashable; `to_dict` and `flatten` give lists). None and empty lists are never defaults,
+since ROS cannot type them. Ints are accepted for floats and widened; nothing else is converted.
+
+A config object that exists is valid: every section checks its leaves in `__post_init__`, so `EstimatorConfig()`,
+`dataclasses.replace(...)`, `from_dict` and `load_config` all raise `ConfigError` on a bad value, listing every
+problem at once, each naming the dotted key, the value found and what is allowed.
+
+Importing this module needs only the standard library; PyYAML is imported by the functions that read YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, get_type_hints
+
+from vqhps_ros import __version__
+from vqhps_ros.errors import InputError
+
+ROS_PARAMETERS = "ros__parameters"
+
+
+class ConfigError(InputError):
+    """The configuration is invalid. `problems` holds one line per problem; the message lists them all."""
+
+    def __init__(self, problems: Sequence[str] | str, source: str = ""):
+        self.problems = (problems,) if isinstance(problems, str) else tuple(problems)
+        self.source = source
+        super().__init__(_describe_problems(self.problems, source))
+
+    def __reduce__(self):  # keep problems and source through pickling (multiprocessing, logging handlers)
+        return type(self), (self.problems, self.source)
+
+
+def _describe_problems(problems: tuple[str, ...], source: str) -> str:
+    where = f" ({source})" if source else ""
+    if len(problems) == 1:
+        return f"invalid configuration{where}: {problems[0]}"
+    return f"{len(problems)} problems in the configuration{where}:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A check beyond type, range and choices. `allowed` replaces the generated text of what is allowed;
+    `reason` is appended to the message of a refused value."""
+
+    accepts: Callable[[Any], bool]
+    allowed: str
+    reason: str = ""
+
+
+def _setting(default, description: str, unit: str = "", *, min=None, max=None, choices=(), length=None,
+             rule: _Rule | None = None):
+    """A leaf field: its default and its documentation, read back by `parameter_specs`."""
+    metadata = dict(description=description, unit=unit, min=min, max=max, choices=tuple(choices), length=length,
+                    rule=rule)
+    return field(default=default, metadata=metadata)
+
+
+_TOPIC = re.compile(r"(~/|/)?[A-Za-z_]\w*(/[A-Za-z_]\w*)*", re.ASCII)
+_FRAME_PREFIX = re.compile(r"[A-Za-z_][\w/]*", re.ASCII)
+_DEVICE = re.compile(r"|cpu|cuda(:\d+)?")
+
+_TOPIC_RULE = _Rule(lambda name: _TOPIC.fullmatch(name) is not None,
+                    'a ROS topic name such as "~/humans" (in the node\'s namespace) or "/humans"')
+
+
+class _Section:
+    """Checks and normalises a section's leaves when it is built (dataclass `__post_init__`)."""
+
+    def __post_init__(self):
+        problems = []
+        for leaf in _section_leaves(type(self)):
+            value, problem = _check_value(leaf, getattr(self, leaf.key))
+            if problem:
+                problems.append(problem)
+            else:  # frozen: store the normalised value (float, tuple) once, before anyone reads it
+                object.__setattr__(self, leaf.key, value)
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass(frozen=True)
+class InputsConfig(_Section):
+    """What the ROS node subscribes to (its topics are `image`, `image/compressed`, `camera_info` and `detections`,
+    renamed by remapping; the launch file does it). The bag replay reads topics from the bag instead."""
+
+    compressed: bool = _setting(False, "Subscribe to image/compressed (sensor_msgs/CompressedImage, as "
+                                       "image_transport names it) instead of image (sensor_msgs/Image).")
+    use_detections: bool = _setting(True, "Subscribe to detections (vision_msgs/Detection2DArray) and pair them "
+                                          "with images by stamp; false: no external detections.")
+    qos: str = _setting("sensor_data", "QoS of the subscriptions: sensor_data (best effort, keep last) or reliable. "
+                                       "A publisher that cannot serve it is reported with what to change.",
+                        choices=("sensor_data", "reliable"))
+    queue_depth: int = _setting(5, "History depth of the subscriptions.", "messages", min=1, max=100)
+    camera_info_warn_after: float = _setting(5.0, "Warn when images come without camera_info for this long.",
+                                             "seconds", min=0.0, max=3600.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Section):
+    """The mesh network and the engine that runs it (`vqhps_ros.runtime.create_engine`)."""
+
+    path: str = _setting("", 'Model file: a VQ-HPS model file (.pt, PyTorch backend) or an exported graph (.onnx, '
+                             'every backend); "" = the bundled default model.')
+    backend: str = _setting("auto", "Inference backend. auto: TensorRT when CUDA and tensorrt are present, else "
+                                    "ONNX Runtime, else PyTorch; the choice is logged.",
+                            choices=("auto", "tensorrt", "onnxruntime", "pytorch"))
+    precision: str = _setting("", 'Inference precision; "" = the backend\'s default (TensorRT fp16, ONNX Runtime '
+                                  "the graph's own, PyTorch fp32).",
+                              choices=("", "fp32", "fp16", "bf16", "int8"))
+    engine_cache_dir: str = _setting("", 'Folder of built TensorRT engines; "" = the default cache '
+                                         "($XDG_CACHE_HOME/vqhps_ros/engines).")
+    max_persons: int = _setting(8, "Largest batch of persons one engine call takes (the TensorRT optimisation "
+                                   "profile); more persons in a frame take several calls.",
+                                "persons", min=1, max=64)
+    device: str = _setting("", 'Device of the PyTorch backend: "" = CUDA when present, else CPU.',
+                           rule=_Rule(lambda device: _DEVICE.fullmatch(device) is not None,
+                                      '"" (automatic), "cpu", "cuda" or "cuda:N"'))
+    threads: int = _setting(0, "CPU threads of ONNX Runtime and PyTorch; 0 = the library's default.", "threads",
+                            min=0, max=256)
+
+
+@dataclass(frozen=True)
+class PersonsConfig(_Section):
+    """Which detections are people, and what a frame without detections gives."""
+
+    class_ids: tuple[str, ...] = _setting(
+        ("person", "0"), 'Detection classes that are people (vision_msgs class ids, as strings); "*" = every class. '
+                         '"0" is the person class of COCO-80 (YOLO).',
+        rule=_Rule(lambda ids: len(ids) > 0 and all(id_.strip() for id_ in ids),
+                   'a non-empty list of non-empty class ids (strings; "*" = every class)'))
+    min_score: float = _setting(0.3, "Detections with a lower score are ignored.", min=0.0, max=1.0)
+    min_box_size: float = _setting(16.0, "Detections whose box has a shorter smaller side are ignored.", "pixels",
+                                   min=0.0)
+    max_persons: int = _setting(8, "Persons per frame; the best-scoring ones are kept.", "persons", min=1, max=64)
+    detection_timeout: float = _setting(0.2, "How long an image waits for its detections before "
+                                             "without_detections applies.", "seconds", min=0.0, max=10.0)
+    without_detections: str = _setting("skip", "What a frame with no detection source, or whose detections timed "
+                                               "out, gives. skip: no persons; full_frame: the whole image as one "
+                                               "person box.",
+                                       choices=("skip", "full_frame"))
+
+
+@dataclass(frozen=True)
+class CameraConfig(_Section):
+    """Where the intrinsics K of an image come from."""
+
+    camera_info_max_age: float = _setting(5.0, "The latest camera_info is used for an image if it is at most this "
+                                               "old (stamp difference).", "seconds", min=0.0, max=3600.0)
+    fallback_intrinsics: tuple[float, ...] = _setting(
+        (0.0, 0.0, 0.0, 0.0), "Intrinsics [fx, fy, cx, cy] used when no usable camera_info is available; "
+                              "[0, 0, 0, 0] = none.",
+        "pixels", length=4,
+        rule=_Rule(lambda k: all(value == 0 for value in k) or (k[0] > 0 and k[1] > 0),
+                   "a list of 4 numbers [fx, fy, cx, cy] in pixels with fx > 0 and fy > 0, or [0, 0, 0, 0] (none)"))
+    fallback_horizontal_fov_deg: float = _setting(
+        0.0, "Horizontal field of view that builds K from the image size when neither camera_info nor "
+             "fallback_intrinsics are available; 0 = none (such frames are skipped).",
+        "degrees", min=0.0, max=179.0,
+        rule=_Rule(lambda fov: fov == 0 or 1 <= fov <= 179, "0 (none) or a number from 1 to 179 degrees"))
+
+
+@dataclass(frozen=True)
+class TemporalConfig(_Section):
+    """Tracking, smoothing and alignment refinement across frames: a later release."""
+
+    enabled: bool = _setting(False, "Temporal stage (stable track ids, smoothing, alignment refinement). It is not "
+                                    "in this version: must be false.",
+                             rule=_Rule(lambda enabled: not enabled, "false",
+                                        f"; the temporal stage is not in this version of vqhps_ros ({__version__}), "
+                                        "so it cannot be enabled"))
+
+
+@dataclass(frozen=True)
+class OutputsConfig(_Section):
+    """What the node publishes, and where."""
+
+    humans_topic: str = _setting("~/humans", "Topic of the vqhps_ros/HumanMeshArray messages.", rule=_TOPIC_RULE)
+    markers_topic: str = _setting("~/markers", "Topic of the RViz visualization_msgs/MarkerArray.", rule=_TOPIC_RULE)
+    topology_topic: str = _setting("~/mesh_topology", "Transient-local topic of the vqhps_ros/MeshTopology (faces "
+                                                      "and joint names), published once.", rule=_TOPIC_RULE)
+    marker_rate_hz: float = _setting(10.0, "Highest rate of marker updates; 0 = an update for every frame.", "Hz",
+                                     min=0.0, max=1000.0)
+    mesh_markers: bool = _setting(True, "Publish each person's mesh as a TRIANGLE_LIST marker.")
+    skeleton_markers: bool = _setting(True, "Publish each person's joints and bones as markers.")
+    publish_tf: bool = _setting(True, "Publish a TF frame per person at its root joint.")
+    body_frame_prefix: str = _setting(
+        "body_", "TF frame of person <id> is this prefix + id (REP-155 style: body_<id>).",
+        rule=_Rule(lambda prefix: _FRAME_PREFIX.fullmatch(prefix) is not None,
+                   'a TF frame name prefix: letters, digits, "_" and "/", not starting with "/" or a digit'))
+    publish_vertices: bool = _setting(True, "false leaves HumanMesh.vertices empty to save bandwidth (tokens and "
+                                            "joints are still sent).")
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """The whole configuration: `EstimatorConfig()` is the defaults."""
+
+    inputs: InputsConfig = field(default_factory=InputsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    persons: PersonsConfig = field(default_factory=PersonsConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain dict {section: {key: value}}; lists for list leaves."""
+        return {name: {leaf.key: _plain(getattr(section, leaf.key)) for leaf in _section_leaves(type(section))}
+                for name, section in self._sections()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "") -> EstimatorConfig:
+        """A config from nested {section: {key: value}} and/or dotted {"section.key": value} entries (what the ROS
+        node reads back from its parameters). Missing keys keep their defaults; every problem is reported at once."""
+        if not isinstance(values, Mapping):
+            raise ConfigError([f"expected a mapping of sections, found {_show(values)} ({_kind(values)})"], source)
+        problems: list[str] = []
+        return _build(_flatten_document(values, problems), problems, source)
+
+    def _sections(self):
+        return [(section.name, getattr(self, section.name)) for section in dataclasses.fields(self)]
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One leaf of the schema, as the ROS node declares it."""
+
+    name: str  # dotted: "persons.min_score"
+    type: str  # ROS parameter type: bool, integer, double, string, string_array, double_array
+    default: Any  # tuples for the array types (rclpy declares lists and tuples alike)
+    description: str
+    unit: str  # "" when the value has none
+    min: int | float | None  # numbers (each item of a double_array); None: unbounded
+    max: int | float | None
+    choices: tuple[str, ...]  # strings: the only values allowed; () = any that `allowed` describes
+    length: int | None  # lists: the exact number of items; None = any
+    allowed: str  # what validation accepts, in words (the text of the error messages)
+
+
+class _Leaf(NamedTuple):
+    section: str
+    key: str
+    spec: ParameterSpec
+    rule: _Rule | None
+
+
+_ROS_TYPES = {bool: "bool", int: "integer", float: "double", str: "string",
+              tuple[str, ...]: "string_array", tuple[float, ...]: "double_array"}
+
+
+def parameter_specs() -> list[ParameterSpec]:
+    """Every leaf in schema order, with its dotted name, ROS type, default and documentation."""
+    return [leaf.spec for leaf in _leaves()]
+
+
+def flatten(config: EstimatorConfig) -> dict[str, Any]:
+    """{"section.key": value} in schema order, lists for list leaves (the ROS node's parameter names)."""
+    return {f"{section}.{key}": value for section, keys in config.to_dict().items() for key, value in keys.items()}
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> EstimatorConfig:
+    """Read a YAML configuration and apply "KEY=VALUE" overrides (dotted keys, YAML values).
+
+    The file is a ROS 2 parameter file with one node entry (`<node name or /**>: {ros__parameters: {...}}`, node
+    names may be nested in namespaces) or the bare nested mapping; an empty file gives the defaults. Override values
+    are YAML, except that string leaves read plain text: `persons.class_ids=[person,0]` gives two strings.
+    """
+    overrides = (overrides,) if isinstance(overrides, str) else tuple(overrides)
+    document = {} if path is None else _read_document(Path(path))
+    problems: list[str] = []
+    flat = _flatten_document(document, problems)
+    for override in overrides:
+        flat.update(_flatten_document(_parse_override(override, problems), problems))
+    return _build(flat, problems, _source_label(path, overrides))
+
+
+# --- the schema, read from the dataclasses ---
+
+@functools.cache
+def _section_classes() -> dict[str, type]:
+    return dict(get_type_hints(EstimatorConfig).items())
+
+
+@functools.cache
+def _leaves() -> tuple[_Leaf, ...]:
+    return tuple(_leaf(section, item) for section, cls in _section_classes().items()
+                 for item in dataclasses.fields(cls))
+
+
+@functools.cache
+def _leaves_by_name() -> dict[str, _Leaf]:
+    return {leaf.spec.name: leaf for leaf in _leaves()}
+
+
+def _section_leaves(cls: type) -> list[_Leaf]:
+    return [leaf for leaf in _leaves() if _section_classes()[leaf.section] is cls]
+
+
+def _leaf(section: str, item: dataclasses.Field) -> _Leaf:
+    meta = item.metadata
+    ros_type = _ROS_TYPES[get_type_hints(_section_classes()[section])[item.name]]
+    allowed = _allowed_text(ros_type, meta["unit"], meta["min"], meta["max"], meta["choices"], meta["length"],
+                            meta["rule"])
+    spec = ParameterSpec(f"{section}.{item.name}", ros_type, item.default, meta["description"],
+                         meta["unit"], meta["min"], meta["max"], meta["choices"], meta["length"], allowed)
+    return _Leaf(section, item.name, spec, meta["rule"])
+
+
+def _allowed_text(ros_type, unit, low, high, choices, length, rule) -> str:
+    if rule is not None:
+        return rule.allowed
+    if choices:
+        return "one of " + ", ".join(repr(choice) for choice in choices)
+    unit_text = f" {unit}" if unit else ""
+    if ros_type in ("integer", "double"):
+        noun = "an integer" if ros_type == "integer" else "a number"
+        if high is None:
+            return f"{noun} >= {low:g}{unit_text}"
+        return f"{noun} from {low:g} to {high:g}{unit_text}"
+    if ros_type in ("string_array", "double_array"):
+        count = f"{length} " if length else ""
+        return f"a list of {count}{'strings' if ros_type == 'string_array' else 'numbers'}{unit_text}"
+    return "true or false" if ros_type == "bool" else "a string"
+
+
+# --- validation ---
+
+_WRONG_TYPE = object()
+
+
+def _check_value(leaf: _Leaf, value) -> tuple[Any, str | None]:
+    """(the value as stored, None), or (the value, the problem) when it is not allowed."""
+    spec = leaf.spec
+    stored = _as_type(spec.type, value)
+    if stored is _WRONG_TYPE:
+        return value, _problem(spec, value, _type_hint(spec.type, value))
+    if spec.length is not None and len(stored) != spec.length:
+        return value, _problem(spec, value, f" ({len(stored)} items)")
+    if not _within_range(spec, stored) or (spec.choices and stored not in spec.choices):
+        return value, _problem(spec, value)
+    if leaf.rule is not None and not leaf.rule.accepts(stored):
+        return value, _problem(spec, value, leaf.rule.reason)
+    return stored, None
+
+
+def _problem(spec: ParameterSpec, value, hint: str = "") -> str:
+    return f"{spec.name}: expected {spec.allowed}, found {_show(value)}{hint}"
+
+
+def _as_type(ros_type: str, value):
+    """The value in the stored form of `ros_type` (ints widened to floats, lists to tuples), or _WRONG_TYPE."""
+    if ros_type == "bool":
+        return value if isinstance(value, bool) else _WRONG_TYPE
+    if ros_type == "integer":
+        return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG_TYPE
+    if ros_type == "double":
+        return float(value) if _is_number(value) else _WRONG_TYPE
+    if ros_type == "string":
+        return value if isinstance(value, str) else _WRONG_TYPE
+    if not _is_list(value):
+        return _WRONG_TYPE
+    items = tuple(_as_type(ros_type.removesuffix("_array"), item) for item in value)
+    return _WRONG_TYPE if any(item is _WRONG_TYPE for item in items) else items
+
+
+def _within_range(spec: ParameterSpec, value) -> bool:
+    if spec.type not in ("integer", "double", "double_array"):
+        return True
+    numbers = value if spec.type == "double_array" else (value,)
+    return all(math.isfinite(number) and (spec.min is None or number >= spec.min)
+               and (spec.max is None or number <= spec.max) for number in numbers)
+
+
+def _type_hint(ros_type: str, value) -> str:
+    """Why a value has the wrong type, e.g. ' (a string)'; says to quote numbers given for strings."""
+    if ros_type.endswith("_array") and _is_list(value):
+        item_type = ros_type.removesuffix("_array")
+        for index, item in enumerate(value):
+            if _as_type(item_type, item) is _WRONG_TYPE:
+                return f" (item {index} is {_kind(item)}{_quote_hint(item_type, item)})"
+    return f" ({_kind(value)}{_quote_hint(ros_type, value)})"
+
+
+def _quote_hint(ros_type: str, value) -> str:
+    if ros_type == "string" and isinstance(value, (bool, int, float)):
+        return f"; quote it in YAML to make it a string: \"{_show(value)}\""
+    return ""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_list(value) -> bool:
+    # rclpy hands double arrays back as array.array, a Sequence too
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return "a list" if _is_list(value) else type(value).__name__
+
+
+def _show(value) -> str:
+    """A value as the user wrote it in YAML, shortened to one readable line."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif _is_list(value):
+        text = "[" + ", ".join(_show(item) for item in value) + "]"
+    else:
+        text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --- building a config from flat entries ---
+
+def _flatten_document(document: Mapping, problems: list[str], prefix: str = "") -> dict[str, Any]:
+    """{"section.key": value} of a nested document. Only sections are descended into, so a mapping given for a leaf
+    stays a (wrong) value; a section may be null (all its keys commented out)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if not prefix and name in _section_classes() and (value is None or isinstance(value, Mapping)):
+            entries = _flatten_document(value or {}, problems, f"{name}.")
+        else:
+            entries = {name: value}
+        for entry in entries:
+            if entry in flat:
+                problems.append(f"{entry}: given twice (nested and as a dotted key)")
+        flat.update(entries)
+    return flat
+
+
+def _build(flat: Mapping[str, Any], problems: list[str], source: str) -> EstimatorConfig:
+    problems.extend(_unknown_key_problem(name, value) for name, value in flat.items()
+                    if name not in _leaves_by_name())
+    sections = {}
+    for section, cls in _section_classes().items():
+        values = {leaf.key: flat[leaf.spec.name] for leaf in _section_leaves(cls) if leaf.spec.name in flat}
+        try:
+            sections[section] = cls(**values)
+        except ConfigError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return EstimatorConfig(**sections)
+
+
+def _unknown_key_problem(name: str, value) -> str:
+    if name in _section_classes():
+        keys = ", ".join(leaf.key for leaf in _section_leaves(_section_classes()[name]))
+        return f"{name}: expected a mapping of the section's keys ({keys}), found {_show(value)}"
+    names = list(_leaves_by_name())
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if not close:  # the right key in the wrong section, or without its section
+        close = [known for known in names if known.rsplit(".", 1)[1] == name.rsplit(".", 1)[-1]]
+    if close:
+        return f"{name}: unknown key (found {_show(value)}); did you mean {close[0]}?"
+    return f"{name}: unknown key (found {_show(value)}); the sections are {', '.join(_section_classes())}"
+
+
+# --- reading files and overrides ---
+
+def _import_yaml():
+    try:
+        import yaml
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError("reading a YAML configuration needs PyYAML: pip install pyyaml "
+                                  "(ROS: the python3-yaml package)") from error
+    return yaml
+
+
+def _read_document(path: Path) -> Mapping:
+    """The parameter mapping of a YAML file (unwrapped from its ROS 2 node entry)."""
+    yaml = _import_yaml()
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"the configuration file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read the configuration file {path}: {error}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"the configuration file {path} is not valid YAML: {error}") from error
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"the configuration file {path} must hold a mapping (a ROS 2 parameter file "
+                          f"'<node>: {{{ROS_PARAMETERS}: ...}}' or the sections themselves), found {_kind(document)}")
+    return _unwrap_ros_parameters(document, path)
+
+
+def _unwrap_ros_parameters(document: Mapping, path: Path) -> Mapping:
+    """The parameters of a ROS 2 parameter file's one node entry, or the document itself when it has none."""
+    if not _holds_ros_parameters(document):
+        return document
+    node, names = document, []
+    while ROS_PARAMETERS not in node:
+        if len(node) != 1:
+            where = f"under {'/'.join(names)}" if names else "at the top level"
+            entries = ", ".join(repr(str(key)) for key in node)
+            raise ConfigError(f"the configuration file {path} must hold one node entry with {ROS_PARAMETERS}; "
+                              f"found {len(node)} entries {where}: {entries}")
+        name, node = next(iter(node.items()))
+        names.append(str(name))
+    others = [repr(str(key)) for key in node if key != ROS_PARAMETERS]
+    if others:
+        raise ConfigError(f"the configuration file {path}: node {'/'.join(names) or '(top level)'} holds "
+                          f"{', '.join(others)} beside {ROS_PARAMETERS}; only {ROS_PARAMETERS} is read")
+    parameters = node[ROS_PARAMETERS]
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise ConfigError(f"the configuration file {path}: {ROS_PARAMETERS} must be a mapping, "
+                          f"found {_kind(parameters)}")
+    return parameters or {}
+
+
+def _holds_ros_parameters(mapping: Mapping) -> bool:
+    return any(key == ROS_PARAMETERS or (isinstance(value, Mapping) and _holds_ros_parameters(value))
+               for key, value in mapping.items())
+
+
+def _parse_override(text: str, problems: list[str]) -> dict[str, Any]:
+    """{dotted key: value} of one "KEY=VALUE" override; {} and a problem when it is malformed."""
+    key, equals, raw = str(text).partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not equals or not key:
+        problems.append(f"override {text!r}: expected KEY=VALUE with a dotted key, e.g. temporal.enabled=false")
+        return {}
+    leaf = _leaves_by_name().get(key)
+    as_text = leaf is not None and leaf.spec.type in ("string", "string_array")
+    yaml = _import_yaml()
+    try:
+        # BaseLoader resolves no scalar types: a class id 0 or a device name stays the text that was typed
+        value = yaml.load(raw, Loader=yaml.BaseLoader if as_text else yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        detail = str(error).splitlines()[0]
+        problems.append(f"override {text!r}: {raw!r} is not a YAML value ({detail}); quote text that starts "
+                        'with "*", "&" or "!", e.g. ["*"]')
+        return {}
+    return {key: "" if value is None and as_text else value}
+
+
+def _source_label(path: str | Path | None, overrides: tuple[str, ...]) -> str:
+    parts = ([str(path)] if path is not None else []) + (["overrides"] if overrides else [])
+    return " + ".join(parts)

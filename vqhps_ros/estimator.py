@@ -1,0 +1,155 @@
+"""`Estimator`: one camera frame in, the humans in it out. The only place that wires the stages:
+
+    person source (detections | later: built-in detector, tracks)  -> boxes
+    crop_people                                                     -> (N, 3, 224, 224) crops
+    engine.infer (TensorRT | ONNX Runtime | PyTorch), one call      -> tokens, rotation, crop camera, meshes
+    place_people (camera intrinsics)                                -> meshes and joints in the camera frame
+    temporal stage (pass-through until the temporal stage lands)    -> ids
+
+The node and the bag replay are thin shells around it. A person whose outputs cannot be placed (non-positive
+camera scale, non-finite values, mesh behind the camera) is dropped and counted, never published.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+import numpy as np
+
+from .errors import InputError
+from .hps.predict import PersonMesh, crop_people, place_people
+from .humans import Detection, Frame, FrameResult, Human, MeshTopology
+from .persons import DetectionFilter, PersonSource
+
+STAGES = ("persons", "crop", "engine", "place", "temporal")
+
+
+class TemporalStage(Protocol):
+    def update(self, result: FrameResult) -> FrameResult:
+        """Assign track ids, smooth, and return the frame's result (called once per frame, in stamp order)."""
+        ...
+
+
+class PassThrough:
+    """No temporal processing: each human keeps its per-frame id."""
+
+    def update(self, result: FrameResult) -> FrameResult:
+        return result
+
+
+class Estimator:
+    """engine: an active runtime Engine; topology: its meshes' MeshTopology (both from `runtime.load_engine`).
+
+    `Estimator.from_config(config)` loads the configured model; the constructor takes parts for tests and for
+    other person sources or temporal stages. `close()` releases the engine.
+    """
+
+    def __init__(self, engine, topology: MeshTopology, person_source: PersonSource | None = None,
+                 temporal: TemporalStage | None = None, config=None):
+        self.engine = engine
+        self.topology = topology
+        self.person_source = person_source or DetectionFilter()
+        self.temporal = temporal or PassThrough()
+        self.config = config
+
+    @classmethod
+    def from_config(cls, config) -> Estimator:
+        from .runtime.loading import load_engine
+
+        loaded = load_engine(config.model)
+        return cls(loaded.engine, loaded.topology, DetectionFilter.from_config(config.persons), PassThrough(), config)
+
+    @property
+    def description(self):
+        """What runs: backend, device, precision (`runtime.EngineDescription`)."""
+        return self.engine.description
+
+    def close(self) -> None:
+        self.engine.deactivate()
+
+    def __enter__(self) -> Estimator:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Every person of `frame` through the engine in one call; see the module docstring."""
+        result = FrameResult(frame.stamp_ns, frame.frame_id, frame.image_size, [])
+        skipped: Counter[str] = Counter()
+        if frame.intrinsics is None:
+            raise InputError("a frame needs intrinsics (the assembler resolves camera_info or the fallback)")
+        with _timed(result, "persons"):
+            detections = self.person_source.persons(frame, skipped)
+        if detections:
+            with _timed(result, "crop"):
+                boxes = np.stack([detection.box for detection in detections])
+                crops = crop_people(frame.image, boxes)
+            with _timed(result, "engine"):
+                output = self.engine.infer(crops.images)
+            with _timed(result, "place"):
+                people = place_people(output, crops.geometry, frame.intrinsics, boxes)
+                result.humans = placed_humans(people, detections, skipped)
+        with _timed(result, "temporal"):
+            result = self.temporal.update(result)
+        result.skipped = dict(skipped)
+        return result
+
+
+def placed_humans(people: list[PersonMesh], detections: tuple[Detection, ...], skipped: Counter) -> list[Human]:
+    """Humans of the people that could be placed; the others are counted by reason."""
+    humans = []
+    for index, (person, detection) in enumerate(zip(people, detections, strict=True)):
+        reason = unplaced_reason(person)
+        if reason:
+            skipped[reason] += 1
+            continue
+        humans.append(to_human(person, detection, str(index)))
+    return humans
+
+
+def unplaced_reason(person: PersonMesh) -> str:
+    """Why a person cannot be published ("" when it can)."""
+    if not person.crop_camera[0] > 0:
+        return "nonpositive_camera_scale"
+    finite = [person.vertices, person.translation, person.rotation, person.token_confidence, person.crop_camera]
+    if person.joints is not None:
+        finite.append(person.joints)
+    if not all(np.isfinite(values).all() for values in finite):
+        return "non_finite_output"
+    if not person.is_placed:
+        return "mesh_behind_camera"
+    return ""
+
+
+def to_human(person: PersonMesh, detection: Detection, frame_index: str) -> Human:
+    root = person.joints[0] if person.joints is not None else person.vertices.mean(axis=0)
+    return Human(
+        id=detection.id or frame_index,
+        score=float(detection.score * person.token_confidence.mean()),
+        box=np.asarray(person.box, dtype=np.float64),
+        tokens=person.tokens,
+        token_confidence=person.token_confidence,
+        vertices=person.vertices,
+        joints=person.joints,
+        joints_2d=person.joints_2d,
+        vertices_2d=person.vertices_2d,
+        root_position=np.asarray(root, dtype=np.float64),
+        root_rotation=person.rotation,
+        crop_camera=person.crop_camera,
+        translation=person.translation,
+        detection_id=detection.id,
+    )
+
+
+@contextmanager
+def _timed(result: FrameResult, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.timings_ms[stage] = result.timings_ms.get(stage, 0.0) + 1000 * (time.perf_counter() - started)
