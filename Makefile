@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint free-body sample-bag
+.PHONY: venv demo test lint ros-test free-body sample-bag
 
 venv: $(STAMP)
 
@@ -25,6 +25,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory ros-test
+
+# The `ros` tests against a real ROS 2 Jazzy: tools/ros2_env.sh makes (or reuses) a Jazzy venv with the ros2kit of
+# ../shared/ros2, colcon-builds this package into .ros_ws and runs pytest in it. Without the kit it exits 77 with
+# one line saying why: skipped, not failed. pytest's 5 (nothing collected) is no failure either.
+ros-test:
+	@status=0; tools/ros2_env.sh python -m pytest -m ros test/ros || status=$$?; \
+	case $$status in \
+		0) ;; \
+		77) echo "ros-test: skipped (the reason is on the line above)" ;; \
+		5) echo "ros-test: no ROS tests collected" ;; \
+		*) exit $$status ;; \
+	esac
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

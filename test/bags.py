@@ -27,18 +27,6 @@ START_NS = 1_767_225_600 * NS_PER_S + 123_456_789  # a stamp with both sec and n
 FPS = 15.0
 SIZE = (120, 160)  # height, width
 
-VISION_MSGS_DEFINITIONS = {
-    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
-    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
-    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
-    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
-    "vision_msgs/msg/ObjectHypothesisWithPose": (
-        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"),
-    "vision_msgs/msg/Detection2D": (
-        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox2D bbox\n"
-        "string id\n"),
-    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
-}
 
 COMPRESSED_FORMATS = {"jpeg": ".jpg", "png": ".png"}
 RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
@@ -126,15 +114,10 @@ def expected_pixels(spec: BagSpec, frame: FrameSpec) -> np.ndarray:
 
 
 def make_typestore():
-    """The ROS 2 Jazzy type store plus vision_msgs."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    """The ROS 2 Jazzy type store with vision_msgs (and this package's messages)."""
+    from vqhps_ros.io.messages import rosbags_types
 
-    typestore = get_typestore(Stores.ROS2_JAZZY)
-    types = {}
-    for name, text in VISION_MSGS_DEFINITIONS.items():
-        types.update(get_types_from_msg(text, name))
-    typestore.register(types)
-    return typestore
+    return rosbags_types().typestore
 
 
 def write_bag(path: Path, frames: list[FrameSpec], spec: BagSpec = BagSpec()) -> Path:

@@ -12,7 +12,8 @@ SMALL_JOINTS = ("a", "b", "c", "d")
 
 
 def build_small_model(with_joints: bool = True) -> VQHPS:
-    """A light, randomly initialised (seeded) VQ-HPS: ResNet-18/4 backbones, 6 tokens of a 32-code codebook."""
+    """A light, randomly initialised (seeded) VQ-HPS: ResNet-18/4 backbones, 6 tokens of a 32-code codebook, the
+    icosphere's faces (so that meshes can be drawn and published)."""
     torch.manual_seed(0)
     vertices, faces = icosphere(2)
     mesh_vqvae = MeshVQVAE(hierarchy_config(3, num_embeddings=32), build_hierarchy(vertices, faces, SMALL_LEVELS))
@@ -24,4 +25,4 @@ def build_small_model(with_joints: bool = True) -> VQHPS:
         for joint in range(4):
             joint_regressor[joint, joint * 10:(joint + 1) * 10] = 0.1
     names = SMALL_JOINTS if with_joints else ()
-    return VQHPS(regressor, mesh_vqvae, np.linspace(-0.5, 0.5, 51), joint_regressor, names).eval()
+    return VQHPS(regressor, mesh_vqvae, np.linspace(-0.5, 0.5, 51), joint_regressor, names, faces=faces).eval()

@@ -5,7 +5,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from meshes import icosphere
 from small_model import build_small_model
 
 from vqhps_ros.config import load_config
@@ -25,9 +24,7 @@ BOXES = np.array([[100, 60, 120, 300], [380, 120, 90, 200]], dtype=np.float64)
 
 @pytest.fixture(scope="module")
 def model():
-    small = build_small_model()
-    small.faces = icosphere(2)[1]
-    return small
+    return build_small_model()
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from vqhps_ros.config import load_config
 from vqhps_ros.data import sample_bag_path
 from vqhps_ros.errors import InputError
 from vqhps_ros.estimator import Estimator
-from vqhps_ros.hps import VQHPS, save_model
+from vqhps_ros.hps import save_model
 from vqhps_ros.humans import FrameResult
 from vqhps_ros.io import FrameAssembler, read_frames
 from vqhps_ros.io.assembler import intrinsics_from_fov
@@ -45,11 +45,8 @@ FACES = icosphere(2)[1]
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     """The small test model with the faces of its 162-vertex template, so that it has a full MeshTopology."""
-    small = build_small_model()
-    model = VQHPS(small.regressor, small.mesh_vqvae, small.pose_init, small.joint_regressor, small.joint_names,
-                  FACES).eval()
     path = tmp_path_factory.mktemp("model") / "small_model.pt"
-    save_model(model, path)
+    save_model(build_small_model(), path)
     return path
 
 

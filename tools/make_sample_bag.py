@@ -11,8 +11,9 @@ id `camera_color_optical_frame`:
 * `/camera/detections` `vision_msgs/msg/Detection2DArray`: one box per person at least `DETECTION_MIN_VISIBLE` seen
   (class_id "person", id = the track id, score rising with how much of the person is seen).
 
-vision_msgs is not in rosbags' type stores: its definitions are registered from `VISION_MSGS_DEFINITIONS`, and the
-bag stores every message definition, so readers need no type store of their own. The scene: one person gestures in
+vision_msgs is not in rosbags' type stores: its definitions are registered from
+`vqhps_ros.io.messages.VISION_MSGS_DEFINITIONS`, and the bag stores every message definition, so readers need no
+type store of their own. The scene: one person gestures in
 place for the whole clip; a second walks across in front of the first (occluding them); a third crosses further
 back from the third second on. `ground_truth.npz` beside the bag gives, per frame and person present, the exact
 ground truth (see `GROUND_TRUTH_DOC`); `README.md` describes the bag.
@@ -45,19 +46,6 @@ START_TIME_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z: the bag is the sa
 DETECTION_MIN_VISIBLE = 0.15
 DETECTION_MIN_HEIGHT_PX = 24.0
 
-VISION_MSGS_DEFINITIONS = {
-    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
-    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
-    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
-    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
-    "vision_msgs/msg/ObjectHypothesisWithPose": (
-        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"),
-    "vision_msgs/msg/Detection2D": (
-        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox2D bbox\n"
-        "string id\n"),
-    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
-}
-"""vision_msgs 4.x (ROS 2 Humble and later) message definitions, dependencies first."""
 
 GROUND_TRUTH_DOC = """\
 Ground truth of the sample bag, one row per (frame, person present), camera optical frame (x right, y down,
@@ -75,15 +63,10 @@ intrinsics (3, 3), image_size (2,) = height, width.
 
 
 def make_typestore():
-    """The ROS 2 Jazzy type store plus vision_msgs."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    """The ROS 2 Jazzy type store with vision_msgs (and this package's messages)."""
+    from vqhps_ros.io.messages import rosbags_types
 
-    typestore = get_typestore(Stores.ROS2_JAZZY)
-    types = {}
-    for name, text in VISION_MSGS_DEFINITIONS.items():
-        types.update(get_types_from_msg(text, name))
-    typestore.register(types)
-    return typestore
+    return rosbags_types().typestore
 
 
 # ------------------------------------------------------------------------------------------------- the scene

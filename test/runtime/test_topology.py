@@ -27,9 +27,7 @@ from vqhps_ros.runtime.topology import (
 
 @pytest.fixture(scope="module")
 def model():
-    small = build_small_model()
-    small.faces = icosphere(2)[1]
-    return small
+    return build_small_model()
 
 
 @pytest.fixture(scope="module")

@@ -160,8 +160,24 @@ def rclpy_types() -> RclpyTypes:
     return RclpyTypes()
 
 
+# vision_msgs 4.x (Humble and later), which rosbags' stores lack; dependencies first. Bags written by ROS store their
+# own definitions, so reading needs none of this: writing detections (tests, the sample bag) does.
+VISION_MSGS_DEFINITIONS = {
+    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
+    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
+    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
+    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
+    "vision_msgs/msg/ObjectHypothesisWithPose": (
+        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"),
+    "vision_msgs/msg/Detection2D": (
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox2D bbox\n"
+        "string id\n"),
+    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+}
+
+
 def rosbags_types(msg_dir: str | Path | None = None) -> RosbagsTypes:
-    """A ROS 2 Jazzy rosbags typestore with vqhps_ros's messages registered from their .msg files.
+    """A ROS 2 Jazzy rosbags typestore with vision_msgs and vqhps_ros's messages (from their .msg files).
 
     msg_dir: the folder holding HumanMesh.msg, HumanMeshArray.msg, MeshTopology.msg; found when None (see the
     module docstring).
@@ -170,7 +186,7 @@ def rosbags_types(msg_dir: str | Path | None = None) -> RosbagsTypes:
 
     typestore = get_typestore(Stores.ROS2_JAZZY)
     definitions = {}
-    for name, text in message_definitions(msg_dir).items():
+    for name, text in {**VISION_MSGS_DEFINITIONS, **message_definitions(msg_dir)}.items():
         definitions.update(get_types_from_msg(text, name))
     typestore.register(definitions)
     return RosbagsTypes(typestore)
