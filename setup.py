@@ -15,6 +15,7 @@ setup(
         "vqhps_ros.body": ["assets/*.pkl", "assets/*.md", "assets/*.txt"],
         "vqhps_ros.models": ["*.pt", "*.json", "*.md"],
         "vqhps_ros.data": ["sample_bag/*.mcap", "sample_bag/*.yaml", "sample_bag/*.npz", "sample_bag/*.md"],
+        "vqhps_ros.detect": ["assets/*.tflite", "assets/*.md", "assets/*.txt"],
     },
     # The .msg files stay at the repo root for rosidl; pip installs them where a ROS build does (share/<pkg>/msg).
     data_files=[("share/vqhps_ros/msg", ["msg/HumanMesh.msg", "msg/HumanMeshArray.msg", "msg/MeshTopology.msg"])],
@@ -26,11 +27,12 @@ setup(
         "tqdm>=4.60",
         "smplx>=0.1.28",
         "rosbags>=0.11",
+        "tflite>=2.18",  # reads the shipped mediapipe .tflite weights of the built-in person detector
         "pyyaml>=5.4",
     ],
     extras_require={
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
-        "dev": ["pytest>=7", "ruff>=0.4"],
+        "dev": ["pytest>=7", "ruff>=0.4", "ai-edge-litert>=1.0"],  # LiteRT: the detector parity tests' reference
         "anny": ["anny>=0.6.2"],
         "jetson": ["onnx>=1.14", "pycuda>=2022.1"],  # TensorRT itself comes from JetPack (python3-libnvinfer)
         "tensorrt": ["onnx>=1.14", "pycuda>=2022.1", "tensorrt>=8.6"],

@@ -65,11 +65,14 @@ EXAMPLE_BATCH = 2
 # (onnx-tensorrt docs/operators.md) and none is control flow (Loop, If, Scan) or data-dependent in shape
 # (NonZero, Unique); Einsum is left out on purpose (TensorRT supports only a subset of its equations).
 # A new graph that needs another operator extends this set after checking it against that matrix.
+# Pad (constant mode) and Sigmoid were added for mediapipe's pose networks (`detect`), both "Y" in the matrix of
+# the release/8.6-GA branch.
 TENSORRT_OPS = frozenset({
     "Abs", "Add", "ArgMax", "ArgMin", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div",
     "Elu", "Equal", "Erf", "Expand", "Flatten", "Gather", "GatherElements", "Gemm", "GlobalAveragePool",
-    "LayerNormalization", "MatMul", "MaxPool", "Mod", "Mul", "Pow", "ReduceL2", "ReduceMean", "ReduceSum", "Relu",
-    "Reshape", "Resize", "Shape", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Where",
+    "LayerNormalization", "MatMul", "MaxPool", "Mod", "Mul", "Pad", "Pow", "ReduceL2", "ReduceMean", "ReduceSum",
+    "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Transpose",
+    "Unsqueeze", "Where",
 })  # fmt: skip
 
 
