@@ -54,7 +54,7 @@ def test_defaults_round_trip_through_dict_and_flatten():
     assert list(flatten(config)) == [spec.name for spec in parameter_specs()]
     assert flatten(config) == {spec.name: list(spec.default) if isinstance(spec.default, tuple) else spec.default
                                for spec in parameter_specs()}
-    assert flatten(config)["temporal.enabled"] is False
+    assert flatten(config)["temporal.enabled"] is True
     assert config.to_dict()["persons"]["class_ids"] == ["person", "0"]
     assert hash(config) == hash(EstimatorConfig())  # frozen all the way down
 
@@ -211,17 +211,17 @@ def test_each_kind_of_problem_names_key_value_and_what_is_allowed(document, mess
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as caught:
         EstimatorConfig.from_dict({"model": {"backend": "x", "threads": 1.0},
-                                   "outputs": {"publish_tf": "yes"}, "temporal": {"enabled": True}})
+                                   "outputs": {"publish_tf": "yes"}, "temporal": {"confirm_hits": 0}})
     assert [problem.split(":")[0] for problem in caught.value.problems] == [
-        "model.backend", "model.threads", "temporal.enabled", "outputs.publish_tf"]
+        "model.backend", "model.threads", "temporal.confirm_hits", "outputs.publish_tf"]
     assert str(caught.value).startswith("4 problems in the configuration:\n  - model.backend: expected one of")
 
 
-def test_the_temporal_stage_is_refused_because_it_is_not_in_this_version():
-    message = config_error({"temporal": {"enabled": True}})
-    assert message.startswith("invalid configuration: temporal.enabled: expected false, found true; "
-                              "the temporal stage is not in this version of vqhps_ros")
+def test_the_temporal_stage_is_on_by_default_and_can_be_switched_off():
+    assert EstimatorConfig().temporal.enabled is True
     assert load_config(None, ["temporal.enabled=false"]).temporal.enabled is False
+    assert config_error({"temporal": {"confirm_hits": 0}}) == (
+        "invalid configuration: temporal.confirm_hits: expected an integer from 1 to 30 frames, found 0")
 
 
 def test_values_are_checked_however_a_config_is_built():

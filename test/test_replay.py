@@ -18,6 +18,7 @@ from bags import (
     intrinsics_of,
     person_boxes,
     read_bag,
+    stamp_of,
     write_bag,
 )
 from meshes import icosphere
@@ -52,10 +53,11 @@ def model_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def configure(model_file):
-    """configure(*overrides): the configuration of the small model on the PyTorch backend, one thread."""
+    """configure(*overrides): the configuration of the small model on the PyTorch backend, one thread, frame by
+    frame (the replay's own counts; the temporal stage has its test below and in test/temporal)."""
     def make(*overrides):
         return load_config(overrides=[f"model.path={model_file}", "model.backend=pytorch", "model.threads=1",
-                                      *overrides])
+                                      "temporal.enabled=false", *overrides])
     return make
 
 
@@ -179,6 +181,24 @@ def test_the_first_frames_of_the_sample_bag_replay_every_detected_person(tmp_pat
     assert summary["bag_span_s"] == round((first_stamps[-1] - first_stamps[0]) / 1e9, 2)
 
 
+def test_the_temporal_stage_replays_as_the_estimator_runs_it(tmp_path, configure):
+    # one person in every frame: a track confirmed in the second frame, published under one id from then on
+    size = (120, 160)
+    written = [FrameSpec(stamp_of(index), size, person_boxes(size, 1)) for index in range(8)]
+    bag = write_bag(tmp_path / "in", written)
+    # the small test model's roots jump about: only the boxes decide here
+    config = configure("temporal.enabled=true", "temporal.confirm_hits=2", "temporal.root_gate=100.0")
+    summary = replay(bag, tmp_path / "out", config)
+    expected = estimate(bag, config)
+    counts = [len(expected[frame.stamp_ns].humans) for frame in written]
+    assert counts == [0] + [1] * 7 and summary["skipped"] == {"tentative_track": 1}
+    assert len({human.id for result in expected.values() for human in result.humans}) == 1
+    assert all(human.valid for result in expected.values() for human in result.humans)
+    contents = check_output(tmp_path / "out", input_images(bag, "/camera/image_raw"), expected)
+    track = expected[written[-1].stamp_ns].humans[0].id
+    assert {t.child_frame_id for message in contents.messages(TF) for t in message.transforms} == {f"body_{track}"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, topic", [("ros2_jazzy_photos_mcap", "/camera/image_raw"),
                                          ("ros2_jazzy_photos_sqlite3", "/camera/image_raw/compressed")])
@@ -208,7 +228,7 @@ def test_a_bag_without_camera_info_replays_with_a_fallback_field_of_view(tmp_pat
     written = frame_specs(6)
     bag = write_bag(tmp_path / "in", written, BagSpec(camera_info_topic=None))
     out = tmp_path / "out"
-    overrides = [f"model.path={model_file}", "model.backend=pytorch", "model.threads=1",
+    overrides = [f"model.path={model_file}", "model.backend=pytorch", "model.threads=1", "temporal.enabled=false",
                  "camera.fallback_horizontal_fov_deg=60"]
     assert cli_main(["replay", str(bag), "--out", str(out), "--no-progress",
                      *[argument for override in overrides for argument in ("--set", override)]]) == 0
@@ -356,7 +376,8 @@ def test_an_exported_graph_replays_like_the_model_file(tmp_path, configure, mode
 
     graph = export_vqhps(load_model(model_file), tmp_path / "small.onnx", max_persons=4)
     bag = write_bag(tmp_path / "in", frame_specs(6))
-    onnx_config = load_config(overrides=[f"model.path={graph}", "model.backend=onnxruntime", "model.threads=1"])
+    onnx_config = load_config(overrides=[f"model.path={graph}", "model.backend=onnxruntime", "model.threads=1",
+                                         "temporal.enabled=false"])
     summary = replay(bag, tmp_path / "onnx", onnx_config)
     assert summary["engine"].startswith("onnxruntime") and summary["humans"] == 6
     # the graph's metadata gives the same topology, and the meshes match the PyTorch model's

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, get_type_hints
 
-from vqhps_ros import __version__
 from vqhps_ros.errors import InputError
 
 ROS_PARAMETERS = "ros__parameters"
@@ -178,13 +177,74 @@ class CameraConfig(_Section):
 
 @dataclass(frozen=True)
 class TemporalConfig(_Section):
-    """Tracking, smoothing and alignment refinement across frames: a later release."""
+    """Tracking, smoothing and token stability across frames (`vqhps_ros.temporal`). Causal: no frame of latency.
+    Times are message stamps (seconds), never frame counts, except where a key says frames."""
 
-    enabled: bool = _setting(False, "Temporal stage (stable track ids, smoothing, alignment refinement). It is not "
-                                    "in this version: must be false.",
-                             rule=_Rule(lambda enabled: not enabled, "false",
-                                        f"; the temporal stage is not in this version of vqhps_ros ({__version__}), "
-                                        "so it cannot be enabled"))
+    enabled: bool = _setting(True, "Temporal stage: stable track ids, predicted boxes for missed persons, One-Euro "
+                                   "filters, token hysteresis. false: every frame on its own (ids are per-frame "
+                                   "indices or the detections' ids).")
+    max_tracks: int = _setting(16, "Most tracks kept at once (tentative, confirmed and missed); further persons get "
+                                   "no track and are not published.", "tracks", min=1, max=256)
+    confirm_hits: int = _setting(2, "A new track is published once it was matched in this many consecutive "
+                                    "frames.", "frames", min=1, max=30)
+    max_misses: int = _setting(8, "A confirmed track ends after this many consecutive frames without a detection.",
+                               "frames", min=0, max=1000)
+    max_age: float = _setting(1.0, "A track also ends when its last detection is older than this (stamps).",
+                              "seconds", min=0.0, max=3600.0)
+    min_iou: float = _setting(0.2, "A person can join a track only if its box overlaps the track's predicted box "
+                                   "at least this much (intersection over union).", min=0.0, max=1.0)
+    root_gate: float = _setting(1.5, "A person can join a track only if its root (mesh centre) is at most this far "
+                                     "from the track's predicted root.", "metres", min=0.01, max=100.0)
+    iou_weight: float = _setting(1.0, "Weight of 1 - IoU (track's predicted box vs person's box) in the assignment "
+                                      "cost.", min=0.0, max=100.0)
+    root_weight: float = _setting(1.0, "Weight of the root distance over root_gate (capped at 1) in the "
+                                       "assignment cost.", min=0.0, max=100.0)
+    motion_smoothing: float = _setting(0.2, "Weight of the newest measurement in the velocity estimates of a "
+                                            "track's box and root (constant-velocity prediction); 0 = no motion.",
+                                       min=0.0, max=1.0)
+    trust_detection_ids: bool = _setting(True, "Use the ids of an upstream tracker (Detection2D.id) as a hint: a "
+                                               "person whose id is the track's last one is cheaper to assign to it. "
+                                               "Ids that change every frame only lose the hint.")
+    detection_id_bonus: float = _setting(0.3, "Cost taken off when trust_detection_ids and the ids agree.",
+                                         min=0.0, max=10.0)
+    predicted_frames: int = _setting(8, "When the detections miss a confirmed person, their box is predicted and "
+                                        "cropped for at most this many consecutive frames; 0 = never. Such persons "
+                                        "are published with valid false (drawn half transparent) and their "
+                                        "confidence scaled by predicted_score_scale.",
+                                     "frames", min=0, max=100)
+    predicted_score_scale: float = _setting(0.5, "Confidence factor of a person published from a predicted box.",
+                                            min=0.0, max=1.0)
+    predicted_measurement_weight: float = _setting(0.5, "Trust in the network's output on a predicted box: the "
+                                                        "measurement is moved this far from the track's prediction "
+                                                        "towards the network's output before filtering.",
+                                                   min=0.0, max=1.0)
+    reinit_gap: float = _setting(0.5, "A track updated after a gap longer than this restarts its filters from the "
+                                      "new measurement (no extrapolation).", "seconds", min=0.0, max=3600.0)
+    filter_order: int = _setting(2, "Low-pass sections of the translation and body filters: 1 = the One-Euro filter "
+                                    "(Casiez et al. 2012); 2 = a second section with the same adaptive cutoff "
+                                    "(less jitter at the same lag).", min=1, max=2)
+    translation_min_cutoff: float = _setting(1.0, "One-Euro filter of the root translation: cutoff at rest.", "Hz",
+                                             min=0.001, max=1000.0)
+    translation_beta: float = _setting(4.0, "One-Euro filter of the root translation: cutoff increase per m/s of "
+                                            "speed (per axis).", "1/m", min=0.0, max=1000.0)
+    translation_derivative_cutoff: float = _setting(0.3, "One-Euro filter of the root translation: cutoff of the "
+                                                         "speed estimate.", "Hz", min=0.001, max=1000.0)
+    rotation_min_cutoff: float = _setting(3.0, "One-Euro filter of the body orientation on SO(3): cutoff at rest.",
+                                          "Hz", min=0.001, max=1000.0)
+    rotation_beta: float = _setting(4.0, "One-Euro filter of the body orientation: cutoff increase per rad/s of "
+                                         "angular speed.", "1/rad", min=0.0, max=1000.0)
+    rotation_derivative_cutoff: float = _setting(1.0, "One-Euro filter of the body orientation: cutoff of the "
+                                                      "angular speed estimate.", "Hz", min=0.001, max=1000.0)
+    body_min_cutoff: float = _setting(4.0, "One-Euro filter of the body (vertices and joints in the body frame, one "
+                                           "cutoff): cutoff at rest.", "Hz", min=0.001, max=1000.0)
+    body_beta: float = _setting(2.0, "One-Euro filter of the body: cutoff increase per m/s of mean joint speed.",
+                                "1/m", min=0.0, max=1000.0)
+    body_derivative_cutoff: float = _setting(0.5, "One-Euro filter of the body: cutoff of the speed estimate.",
+                                             "Hz", min=0.001, max=1000.0)
+    token_hold_frames: int = _setting(4, "A published token changes once a new token has been the argmax this many "
+                                         "consecutive frames (1 = at once).", "frames", min=1, max=30)
+    token_switch_confidence: float = _setting(0.9, "A published token also changes at once when the new argmax "
+                                                   "token's probability is at least this.", min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """`Estimator`: one camera frame in, the humans in it out. The only place that wires the stages:
 
-    person source (detections | later: built-in detector, tracks)  -> boxes
+    person source (detections | later: built-in detector)           -> boxes
+    temporal stage: persons (tracks' predicted boxes for missed people) -> boxes to crop
     crop_people                                                     -> (N, 3, 224, 224) crops
     engine.infer (TensorRT | ONNX Runtime | PyTorch), one call      -> tokens, rotation, crop camera, meshes
     place_people (camera intrinsics)                                -> meshes and joints in the camera frame
-    temporal stage (pass-through until the temporal stage lands)    -> ids
+    temporal stage: update (`temporal.TemporalTracker`, or none)    -> track ids, filtered meshes, stable tokens
 
 The node and the bag replay are thin shells around it. A person whose outputs cannot be placed (non-positive
 camera scale, non-finite values, mesh behind the camera) is dropped and counted, never published.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -24,20 +25,32 @@ from .errors import InputError
 from .hps.predict import PersonMesh, crop_people, place_people
 from .humans import Detection, Frame, FrameResult, Human, MeshTopology
 from .persons import DetectionFilter, PersonSource
+from .temporal import TemporalTracker
 
 STAGES = ("persons", "crop", "engine", "place", "temporal")
 
 
 class TemporalStage(Protocol):
-    def update(self, result: FrameResult) -> FrameResult:
-        """Assign track ids, smooth, and return the frame's result (called once per frame, in stamp order)."""
+    """Called twice per frame, in stamp order: `persons` before cropping, `update` after placement."""
+
+    def persons(self, frame: Frame, detections: tuple[Detection, ...], skipped: Counter) -> tuple[Detection, ...]:
+        """The persons to crop: the person source's `detections` (possibly bounded), then any boxes the stage adds
+        (tracked people the detections missed); what is left out is counted in `skipped`."""
+        ...
+
+    def update(self, result: FrameResult, sources: Sequence[int]) -> FrameResult:
+        """Assign track ids, smooth, and return the frame's result. sources[i]: the index, among what `persons`
+        returned, of the box of result.humans[i]. result.skipped already holds the frame's counts."""
         ...
 
 
 class PassThrough:
     """No temporal processing: each human keeps its per-frame id."""
 
-    def update(self, result: FrameResult) -> FrameResult:
+    def persons(self, frame: Frame, detections: tuple[Detection, ...], skipped: Counter) -> tuple[Detection, ...]:
+        return detections
+
+    def update(self, result: FrameResult, sources: Sequence[int] = ()) -> FrameResult:
         return result
 
 
@@ -61,7 +74,8 @@ class Estimator:
         from .runtime.loading import load_engine
 
         loaded = load_engine(config.model)
-        return cls(loaded.engine, loaded.topology, DetectionFilter.from_config(config.persons), PassThrough(), config)
+        temporal = TemporalTracker.from_config(config) if config.temporal.enabled else PassThrough()
+        return cls(loaded.engine, loaded.topology, DetectionFilter.from_config(config.persons), temporal, config)
 
     @property
     def description(self):
@@ -85,6 +99,9 @@ class Estimator:
             raise InputError("a frame needs intrinsics (the assembler resolves camera_info or the fallback)")
         with _timed(result, "persons"):
             detections = self.person_source.persons(frame, skipped)
+        with _timed(result, "temporal"):
+            detections = self.temporal.persons(frame, detections, skipped)
+        sources: list[int] = []
         if detections:
             with _timed(result, "crop"):
                 boxes = np.stack([detection.box for detection in detections])
@@ -93,23 +110,26 @@ class Estimator:
                 output = self.engine.infer(crops.images)
             with _timed(result, "place"):
                 people = place_people(output, crops.geometry, frame.intrinsics, boxes)
-                result.humans = placed_humans(people, detections, skipped)
-        with _timed(result, "temporal"):
-            result = self.temporal.update(result)
+                result.humans, sources = placed_humans(people, detections, skipped)
         result.skipped = dict(skipped)
+        with _timed(result, "temporal"):
+            result = self.temporal.update(result, sources)
         return result
 
 
-def placed_humans(people: list[PersonMesh], detections: tuple[Detection, ...], skipped: Counter) -> list[Human]:
-    """Humans of the people that could be placed; the others are counted by reason."""
-    humans = []
+def placed_humans(people: list[PersonMesh], detections: tuple[Detection, ...], skipped: Counter
+                  ) -> tuple[list[Human], list[int]]:
+    """Humans of the people that could be placed, and the index of each one's detection; the others are counted
+    by reason."""
+    humans, sources = [], []
     for index, (person, detection) in enumerate(zip(people, detections, strict=True)):
         reason = unplaced_reason(person)
         if reason:
             skipped[reason] += 1
             continue
         humans.append(to_human(person, detection, str(index)))
-    return humans
+        sources.append(index)
+    return humans, sources
 
 
 def unplaced_reason(person: PersonMesh) -> str:

@@ -3,8 +3,9 @@
 A person source turns a `Frame` into the detections to crop. The estimator asks one source per frame; the
 default, `DetectionFilter`, reads the frame's external detections (`vision_msgs/Detection2DArray`), keeps people
 (by class), drops weak, tiny and malformed boxes, keeps the best `max_persons`, and applies the configured
-fallback for frames without detections. A built-in detector, or tracks carried over by the temporal stage, are
-other sources behind the same `PersonSource` interface.
+fallback for frames without detections. A built-in detector is another source behind the same `PersonSource`
+interface. Tracked people whom the detections miss are added after the source, by the temporal stage
+(`estimator.TemporalStage.persons`: their predicted boxes), within the same `max_persons` budget.
 """
 
 from __future__ import annotations

@@ -4,8 +4,12 @@ Each published human is matched, frame by frame, to the true person whose box ov
 assignment on box IoU, at least MATCH_MIN_IOU). Per match: MPJPE (pelvis-aligned), PA-MPJPE, the pelvis error in
 the camera frame (how far the mesh lands from the person) and, when the truth holds body parameters of the free
 body and the published mesh has the free body's vertex count, PVE (both meshes centred on their centroid, the
-official convention). Per true person over time: acceleration error (pelvis-aligned joints, mm/frame^2, over
-runs of consecutive frames) and id switches (the matched published id changes between two matched frames).
+official convention). Per true person over time: acceleration error (pelvis-aligned joints, and the joints as
+published in the camera frame; mm/frame^2, over runs of consecutive frames), id switches (the matched published id
+changes between two matched frames), fragmentations (the person stops being matched and is matched again later,
+as CLEAR-MOT counts them), and the token flip rate (the share of the published tokens that change between two
+consecutive frames of the same published id). When the truth says which people the detector reported (`detected`),
+`published_of_detected` is the share of them that a published human matches.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class PublishedHuman:
     box: np.ndarray  # (4,) x, y, w, h from the ROI
     joints: np.ndarray  # (J, 3)
     vertices: np.ndarray  # (V, 3), possibly (0, 3)
+    tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (T,)
 
 
 @dataclass
@@ -48,7 +53,12 @@ class Scores:
     pve_mm: list[float] = field(default_factory=list)
     pelvis_error_mm: list[float] = field(default_factory=list)
     accel_error_mm: list[float] = field(default_factory=list)
+    accel_error_camera_mm: list[float] = field(default_factory=list)
     id_switches: int = 0
+    fragmentations: int = 0
+    token_changes: list[float] = field(default_factory=list)  # per consecutive pair: share of tokens changed
+    detected_people: int | None = None  # truth rows the detector reported (None: the truth does not say)
+    detected_matched: int = 0
     frame_mpjpe_mm: list[tuple[int, float]] = field(default_factory=list)  # (frame index, mean over matches)
 
     def summary(self) -> dict:
@@ -61,17 +71,29 @@ class Scores:
             "recall": round(self.matched / self.truth_people, 3) if self.truth_people else None,
             "mpjpe_mm": mean(self.mpjpe_mm), "pa_mpjpe_mm": mean(self.pa_mpjpe_mm), "pve_mm": mean(self.pve_mm),
             "pelvis_error_mm": mean(self.pelvis_error_mm), "accel_error_mm": mean(self.accel_error_mm),
-            "id_switches": self.id_switches,
+            "accel_error_camera_mm": mean(self.accel_error_camera_mm),
+            "id_switches": self.id_switches, "fragmentations": self.fragmentations,
+            "token_flip_rate": round(float(np.mean(self.token_changes)), 4) if self.token_changes else None,
+            "detected_people": self.detected_people,
+            "published_of_detected": round(self.detected_matched / self.detected_people, 3)
+            if self.detected_people else None,
         }  # fmt: skip
 
 
 def score_replay(replay_bag: str | Path, truth_path: str | Path, humans_topic: str | None = None) -> Scores:
-    published = read_published(replay_bag, humans_topic)
-    truth = load_truth(truth_path)
+    return score_published(read_published(replay_bag, humans_topic), load_truth(truth_path))
+
+
+def score_published(published: dict[int, list[PublishedHuman]], truth: dict[str, np.ndarray]) -> Scores:
+    """Scores of the published humans of each frame (stamp_ns -> humans) against ground truth (`load_truth`)."""
     vertex_truth = TruthVertices(truth)
     replayed = np.isin(truth["stamp_ns"], np.fromiter(published, dtype=np.int64, count=len(published)))
     scores = Scores(frames=len(published), truth_people=int(replayed.sum()))
-    tracks: dict[int, list[tuple[int, str, np.ndarray, np.ndarray]]] = defaultdict(list)
+    detected = truth.get("detected")
+    if detected is not None:
+        scores.detected_people = int((replayed & detected.astype(bool)).sum())
+    matched_rows: set[int] = set()
+    tracks: dict[int, list[tuple[int, str, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
     for stamp, humans in sorted(published.items()):
         scores.published += len(humans)
         rows = np.flatnonzero(truth["stamp_ns"] == stamp)
@@ -86,14 +108,40 @@ def score_replay(replay_bag: str | Path, truth_path: str | Path, humans_topic: s
             if true_vertices is not None:
                 scores.pve_mm.append(float(pve(human.vertices[None].astype(np.float64), true_vertices[None])[0]))
             tracks[int(truth["track_id"][row])].append((int(truth["frame_index"][row]), human.id, estimated[0],
-                                                        true[0]))
+                                                        true[0], human.tokens))
+            matched_rows.add(row)
         scores.mpjpe_mm.extend(frame_errors)
         if frame_errors and len(rows):
             scores.frame_mpjpe_mm.append((int(truth["frame_index"][rows[0]]), float(np.mean(frame_errors))))
     for matches in tracks.values():
         scores.id_switches += sum(a[1] != b[1] for a, b in zip(matches[:-1], matches[1:], strict=True))
         scores.accel_error_mm.extend(track_accel_errors(matches))
+        scores.accel_error_camera_mm.extend(track_accel_errors(matches, aligned=False))
+        scores.token_changes.extend(token_changes(matches))
+    if detected is not None:
+        scores.detected_matched = sum(bool(detected[row]) for row in matched_rows)
+    scores.fragmentations = fragmentations(truth, np.flatnonzero(replayed), matched_rows)
     return scores
+
+
+def token_changes(matches) -> list[float]:
+    """Share of tokens that differ between consecutive frames matched to the same published id."""
+    return [float(np.mean(a[4] != b[4])) for a, b in zip(matches[:-1], matches[1:], strict=True)
+            if b[0] == a[0] + 1 and a[1] == b[1] and len(a[4]) and len(a[4]) == len(b[4])]
+
+
+def fragmentations(truth: dict[str, np.ndarray], rows: np.ndarray, matched_rows: set[int]) -> int:
+    """How often a true person's matches are interrupted: matched, then unmatched in a replayed frame where the
+    person is in the image (a non-empty box), then matched again."""
+    count = 0
+    for track_id in np.unique(truth["track_id"][rows]):
+        mine = rows[truth["track_id"][rows] == track_id]
+        mine = mine[np.argsort(truth["frame_index"][mine])]
+        in_image = (truth["boxes"][mine][:, 2] > 0) & (truth["boxes"][mine][:, 3] > 0)
+        states = [row in matched_rows for row, shown in zip(mine, in_image, strict=True) if shown]
+        count += sum(1 for a, b in zip(states[:-1], states[1:], strict=True) if a and not b
+                     ) - (1 if states and not states[-1] and any(states) else 0)
+    return count
 
 
 def match_humans(humans: list[PublishedHuman], true_boxes: np.ndarray, rows: np.ndarray):
@@ -108,8 +156,9 @@ def match_humans(humans: list[PublishedHuman], true_boxes: np.ndarray, rows: np.
             if overlaps[h, r] >= MATCH_MIN_IOU and len(humans[h].joints)]
 
 
-def track_accel_errors(matches) -> list[float]:
-    """Acceleration errors (pelvis-aligned) over each run of at least 3 consecutive matched frames."""
+def track_accel_errors(matches, aligned: bool = True) -> list[float]:
+    """Acceleration errors over each run of at least 3 consecutive matched frames: pelvis-aligned (`aligned`),
+    else of the joints as published (camera frame)."""
     errors = []
     run: list = []
     for match in matches + [None]:
@@ -117,8 +166,8 @@ def track_accel_errors(matches) -> list[float]:
             run.append(match)
             continue
         if len(run) >= 3:
-            estimated = np.stack([m[2] - m[2][0] for m in run])
-            true = np.stack([m[3] - m[3][0] for m in run])
+            estimated = np.stack([m[2] - m[2][0] if aligned else m[2] for m in run])
+            true = np.stack([m[3] - m[3][0] if aligned else m[3] for m in run])
             errors.extend(accel_error(estimated, true).tolist())
         run = [match] if match is not None else []
     return errors
@@ -157,7 +206,7 @@ def _published_human(message) -> PublishedHuman:
     box = np.array([roi.x_offset, roi.y_offset, roi.width, roi.height], dtype=np.float64)
     joints = np.asarray(message.joints, dtype=np.float32).reshape(-1, 3)
     vertices = np.asarray(message.vertices, dtype=np.float32).reshape(-1, 3)
-    return PublishedHuman(str(message.id), box, joints, vertices)
+    return PublishedHuman(str(message.id), box, joints, vertices, np.asarray(message.tokens, dtype=np.int64))
 
 
 def load_truth(path: str | Path) -> dict[str, np.ndarray]:
