@@ -469,9 +469,12 @@ def _color(types: MessageTypes, human: Human) -> Any:
 
 
 def _mesh_marker(types, head, number, color, vertices, topology) -> Any:
-    corners = vertices[np.asarray(topology.faces).reshape(-1)]  # three points per triangle
+    # Three points per triangle, but one Point object per vertex, shared by its corners: a mesh has about six times
+    # more corners than vertices, and building the objects is what makes a mesh marker slow.
+    vertex_points = _points(types, vertices)
+    corners = [vertex_points[index] for index in np.asarray(topology.faces).reshape(-1).tolist()]
     return _marker(types, head, MESH_NS, number, kind=types.get(MARKER).TRIANGLE_LIST, color=color,
-                   scale=(1.0, 1.0, 1.0), points=_points(types, corners))
+                   scale=(1.0, 1.0, 1.0), points=corners)
 
 
 def _skeleton_marker(types, head, number, color, joints, bones) -> Any:
