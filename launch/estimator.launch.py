@@ -31,6 +31,7 @@ ARGUMENTS = {
     "config_file": ("", "parameter file (default: share/vqhps_ros/config/estimator.yaml)"),
     "backend": ("", "inference backend: auto, tensorrt, onnxruntime, pytorch (default: the config file's)"),
     "engine_cache_dir": ("", "folder of built TensorRT engines (default: the config file's)"),
+    "temporal": ("", "true or false: the temporal stage (tracking, smoothing; default: the config file's)"),
     "namespace": ("", "namespace of the node and its topics"),
     "node_name": ("vqhps_estimator", "name of the node"),
     "use_rviz": ("false", "also start RViz with config/estimator.rviz"),
@@ -75,6 +76,8 @@ def _overrides(value: dict) -> dict:
         overrides["model.backend"] = value["backend"]
     if value["engine_cache_dir"]:
         overrides["model.engine_cache_dir"] = value["engine_cache_dir"]
+    if value["temporal"]:
+        overrides["temporal.enabled"] = value["temporal"].lower() in ("true", "1", "yes")
     return overrides
 
 

@@ -15,10 +15,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO_ROOT / "vqhps_ros" / "data" / "sample_bag"
 # The backend and a short start: ONNX Runtime on the CPU runs everywhere; the graph exported by the first configure
-# of a run is reused by every later node of the run (engine_cache_dir).
+# of a run is reused by every later node of the run (engine_cache_dir). These tests check the node's plumbing frame
+# by frame (ids are the detections' ids, every detected person is published at once), so the temporal stage is off;
+# test/temporal tests it, and the replay tests run it through the same Estimator.
 BASE_ARGUMENTS = {"backend": "onnxruntime", "image_topic": "/camera/image_raw",
                   "camera_info_topic": "/camera/camera_info", "detections_topic": "/camera/detections",
-                  "compressed": "true"}
+                  "compressed": "true", "temporal": "false"}
 
 
 def _harness_module():
