@@ -1,7 +1,11 @@
 """Start the vqhps_ros estimator next to a camera driver.
 
     ros2 launch vqhps_ros estimator.launch.py image_topic:=/camera/color/image_raw \
-        camera_info_topic:=/camera/color/camera_info compressed:=false detections_topic:=/yolo/detections
+        camera_info_topic:=/camera/color/camera_info compressed:=false
+
+finds people with the built-in detector; `detections_topic:=/yolo/detections` takes an external detector's boxes
+instead (persons.source auto: the built-in detector only for images without detections; `person_source:=both`
+merges the two).
 
 The node is a lifecycle node: unless `autostart:=false`, launch configures it and, once it is inactive, activates
 it. Parameters come from `config_file` (default: the package's config/estimator.yaml, which lists every key), with
@@ -28,6 +32,7 @@ ARGUMENTS = {
     "compressed": ("false", "subscribe to <image_topic>/compressed (sensor_msgs/CompressedImage)"),
     "camera_info_topic": ("/camera/camera_info", "sensor_msgs/CameraInfo topic of the camera"),
     "detections_topic": ("", "vision_msgs/Detection2DArray person boxes; empty: no external detections"),
+    "person_source": ("", "auto, detections, builtin, both, full_frame (default: the config file's, auto)"),
     "config_file": ("", "parameter file (default: share/vqhps_ros/config/estimator.yaml)"),
     "backend": ("", "inference backend: auto, tensorrt, onnxruntime, pytorch (default: the config file's)"),
     "engine_cache_dir": ("", "folder of built TensorRT engines (default: the config file's)"),
@@ -72,6 +77,8 @@ def _overrides(value: dict) -> dict:
     """Parameters set by launch arguments (only those given), on top of the config file."""
     compressed = value["compressed"].lower() in ("true", "1", "yes")
     overrides = {"inputs.compressed": compressed, "inputs.use_detections": bool(value["detections_topic"])}
+    if value["person_source"]:
+        overrides["persons.source"] = value["person_source"]
     if value["backend"]:
         overrides["model.backend"] = value["backend"]
     if value["engine_cache_dir"]:

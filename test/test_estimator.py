@@ -1,6 +1,7 @@
 """The estimator: the seam (crop -> engine -> place), one engine call per frame, dropped persons, backends alike."""
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -176,3 +177,37 @@ def test_skipped_counter_is_per_frame(model, image):
     skipped = Counter()
     kept = source.persons(frame_with(image, BOXES), skipped)
     assert len(kept) == 1 and skipped == {"low_score": 1}
+
+
+@pytest.mark.slow
+def test_the_builtin_detector_finds_the_people_of_real_photos_and_their_keypoints_reach_the_messages(
+        tmp_path, shared_bags):
+    from vqhps_ros.detect import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES
+    from vqhps_ros.io import messages
+
+    frames = list(read_frames(shared_bags / "ros2_jazzy_photos_sqlite3"))[:12]  # Grace Hopper, then Eileen Collins
+    frames = [replace(frame, detections=None) for frame in frames]  # as from a camera without a detector
+    config = load_config(overrides=["persons.source=auto", "temporal.enabled=false", "model.threads=1",
+                                    f"model.engine_cache_dir={tmp_path}", f"detector.graph_cache_dir={tmp_path}"])
+    types = messages.rosbags_types()
+    with Estimator.from_config(config) as estimator:
+        topology = estimator.topology
+        assert (topology.keypoint_set, topology.keypoint_names) == (POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES)
+        results = [estimator.process(frame) for frame in frames]
+        source = estimator.person_source.builtin
+    assert source.detector_runs < len(frames)  # tracked by keypoints between detector runs
+    for frame, result in zip(frames, results, strict=True):
+        (human,) = result.humans  # each photo shows one person
+        keypoints = human.keypoints
+        assert keypoints.keypoint_set == POSE_KEYPOINT_SET and keypoints.points.shape == (33, 2)
+        x, y, w, h = human.box
+        height, width = frame.image_size
+        in_box = ((keypoints.points >= [x, y]) & (keypoints.points <= [x + w, y + h])).all(axis=1)
+        in_image = ((keypoints.points >= 0) & (keypoints.points <= [width - 1, height - 1])).all(axis=1)
+        seen = (keypoints.visibility > 0.5) & in_image  # the model also places keypoints beyond the image
+        assert seen.sum() >= 10 and in_box[seen].all()  # the crop's box holds the seen keypoints
+        mask = keypoints.mask_in_image(frame.image_size)
+        assert mask.shape == frame.image_size and mask[int(y):int(y + h), int(x):int(x + w)].mean() > 0.3
+        (message,) = messages.human_mesh_array(types, result, topology).humans
+        assert message.keypoint_set == POSE_KEYPOINT_SET
+        np.testing.assert_array_equal(message.keypoints_2d.reshape(33, 3)[:, :2], keypoints.points)

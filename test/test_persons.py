@@ -1,4 +1,5 @@
-"""DetectionFilter: which detections of a frame are people to crop, and what a frame without detections gives."""
+"""Person sources: which detections of a frame are people to crop (DetectionFilter), what a frame without
+detections gives, and how the built-in detector's persons join the external ones (sources auto and both)."""
 
 from collections import Counter
 
@@ -6,8 +7,16 @@ import numpy as np
 import pytest
 
 from vqhps_ros.config import load_config
-from vqhps_ros.humans import Detection, Frame
-from vqhps_ros.persons import DetectionFilter, visible_box_size
+from vqhps_ros.humans import BodyKeypoints, Detection, Frame
+from vqhps_ros.persons import (
+    CombinedSource,
+    DetectionFilter,
+    FullFrame,
+    describe_source,
+    merged_persons,
+    person_source_from_config,
+    visible_box_size,
+)
 
 HEIGHT, WIDTH = 100, 200
 K = np.array([[200.0, 0.0, 99.5], [0.0, 200.0, 49.5], [0.0, 0.0, 1.0]])
@@ -127,3 +136,118 @@ def test_from_config_reads_the_persons_section():
     assert person_filter.class_ids == {"pedestrian", "*"}
     assert (person_filter.min_score, person_filter.min_box_size, person_filter.max_persons) == (0.5, 4.0, 3)
     assert person_filter.without_detections == "full_frame"
+
+
+# --- the built-in detector beside external detections ----------------------------------------------------------
+
+
+def found(box, score: float, id_: str) -> Detection:
+    """A person as the built-in detector gives it: a box, a track number and keypoints."""
+    keypoints = BodyKeypoints("points", np.zeros((2, 2), np.float32), np.ones(2, np.float32))
+    return Detection(np.asarray(box, dtype=np.float64), score, "person", id_, keypoints)
+
+
+class FakeBuiltin:
+    """A built-in source that finds the given persons on every frame, and records its calls."""
+
+    def __init__(self, *persons: Detection):
+        self.found = tuple(persons)
+        self.frames = 0
+        self.closed = False
+
+    def persons(self, frame: Frame, skipped: Counter) -> tuple[Detection, ...]:
+        self.frames += 1
+        return self.found
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_auto_takes_the_frames_detections_when_it_has_them_and_the_builtin_detector_otherwise():
+    builtin = FakeBuiltin(found((10, 10, 30, 60), 0.99, "1"))
+    source = CombinedSource(DetectionFilter(), builtin, mode="auto")
+    skipped = Counter()
+    assert source.persons(frame([person(id_="yolo")]), skipped)[0].id == "yolo" and builtin.frames == 0
+    assert source.persons(frame([]), skipped) == ()  # the detector spoke and saw nobody: nobody
+    (own,) = source.persons(frame(None), skipped)  # no detections for this frame: the built-in detector
+    assert own.id == "1" and own.keypoints is not None and builtin.frames == 1
+    assert not skipped
+    source.close()
+    assert builtin.closed
+
+
+def test_both_merges_overlapping_boxes_into_one_person_with_the_builtin_box_and_keypoints():
+    builtin = FakeBuiltin(found((50, 10, 40, 80), 0.7, "1"), found((150, 20, 20, 60), 0.95, "2"))
+    external = [person((52, 12, 40, 76), 0.9, id_="yolo_7"), person((0, 0, 30, 30), 0.4, id_="yolo_8")]
+    skipped = Counter()
+    merged = CombinedSource(DetectionFilter(), builtin, mode="both").persons(frame(external), skipped)
+    assert [(p.id, p.score) for p in merged] == [("2", 0.95), ("yolo_7", 0.9), ("yolo_8", 0.4)]
+    np.testing.assert_array_equal(merged[1].box, [50, 10, 40, 80])  # the built-in box, the external id and score
+    assert merged[1].keypoints is builtin.found[0].keypoints and merged[2].keypoints is None
+    assert not skipped
+    alone = CombinedSource(DetectionFilter(), builtin, mode="both").persons(frame(None), skipped)
+    assert [p.id for p in alone] == ["2", "1"] and not skipped  # no external source is no fallback count
+
+
+def test_both_bounds_the_merged_persons_and_counts_the_rest():
+    builtin = FakeBuiltin(*(found((20 * i, 0, 15, 40), 0.5 + 0.01 * i, str(i)) for i in range(5)))
+    skipped = Counter()
+    merged = CombinedSource(DetectionFilter(), builtin, mode="both", max_persons=3).persons(
+        frame([person((150, 50, 30, 40), 0.99)]), skipped)
+    assert [p.score for p in merged] == [0.99, 0.54, 0.53] and skipped == {"over_max_persons": 3}
+
+
+def test_merging_matches_each_box_once_best_overlap_first():
+    own = (found((0, 0, 40, 80), 0.8, "1"),)
+    external = (person((0, 0, 40, 80), 0.3, id_="a"), person((2, 2, 40, 80), 0.6, id_="b"))
+    merged = merged_persons(own, external, min_iou=0.5)
+    assert [(p.id, p.score) for p in merged] == [("a", 0.8), ("b", 0.6)]  # "a" overlaps exactly: it is the match
+
+
+def test_full_frame_ignores_detections():
+    (whole,) = FullFrame().persons(frame([person()]), Counter())
+    np.testing.assert_array_equal(whole.box, [0.0, 0.0, WIDTH, HEIGHT])
+
+
+@pytest.mark.parametrize("source, kind", [
+    ("detections", DetectionFilter), ("full_frame", FullFrame), ("builtin", FakeBuiltin), ("both", CombinedSource),
+    ("auto", CombinedSource),
+])  # fmt: skip
+def test_the_configured_source_is_built(monkeypatch, source, kind):
+    monkeypatch.setattr("vqhps_ros.persons.builtin_detector_from_config", lambda config: FakeBuiltin())
+    config = load_config(overrides=[f"persons.source={source}", "persons.max_persons=5", "detector.merge_iou=0.4"])
+    built = person_source_from_config(config)
+    assert isinstance(built, kind)
+    if kind is CombinedSource:
+        assert (built.mode, built.merge_iou, built.max_persons) == (source, 0.4, 5)
+        assert describe_source(built).startswith(f"{source}: external detections")
+        assert isinstance(built.external, DetectionFilter) and isinstance(built.builtin, FakeBuiltin)
+
+
+def test_the_builtin_detector_is_configured_from_the_detector_section(tmp_path):
+    pytest.importorskip("torch")
+    config = load_config(overrides=["persons.source=builtin", "persons.max_persons=3", "detector.max_persons=6",
+                                    "detector.backend=pytorch", "detector.detect_every=2", "detector.zoom_grid=1",
+                                    "detector.tracking=false", "detector.min_pose_score=0.7", "model.threads=1",
+                                    f"detector.graph_cache_dir={tmp_path}"])
+    detector = person_source_from_config(config)
+    settings = detector.settings
+    assert (settings.max_persons, settings.backend, settings.detect_every, settings.zoom_grid) == (3, "pytorch", 2, 1)
+    assert (settings.tracking, settings.min_pose_score, settings.threads) == (False, 0.7, 1)
+    assert detector.detector.is_active and detector.landmarker.is_active  # loaded at configure, not on frame one
+    assert "pytorch" in detector.description and describe_source(detector).startswith("built-in detector, detector: ")
+    detector.close()
+    assert not detector.detector.is_active and not detector.landmarker.is_active
+
+
+def test_warming_up_a_combined_source_warms_its_detector():
+    class Warmed(FakeBuiltin):
+        warmed = 0
+
+        def warm_up(self):
+            self.warmed += 1
+
+    builtin = Warmed()
+    CombinedSource(DetectionFilter(), builtin, mode="auto").warm_up()
+    CombinedSource(DetectionFilter(), FakeBuiltin(), mode="auto").warm_up()  # a source without networks: nothing
+    assert builtin.warmed == 1

@@ -54,10 +54,11 @@ def model_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def configure(model_file):
     """configure(*overrides): the configuration of the small model on the PyTorch backend, one thread, frame by
-    frame (the replay's own counts; the temporal stage has its test below and in test/temporal)."""
+    frame, persons from the bag's detections only (the replay's own counts; the temporal stage has its test below
+    and in test/temporal, the built-in detector in test/test_persons.py)."""
     def make(*overrides):
         return load_config(overrides=[f"model.path={model_file}", "model.backend=pytorch", "model.threads=1",
-                                      "temporal.enabled=false", *overrides])
+                                      "temporal.enabled=false", "persons.source=detections", *overrides])
     return make
 
 
@@ -377,7 +378,7 @@ def test_an_exported_graph_replays_like_the_model_file(tmp_path, configure, mode
     graph = export_vqhps(load_model(model_file), tmp_path / "small.onnx", max_persons=4)
     bag = write_bag(tmp_path / "in", frame_specs(6))
     onnx_config = load_config(overrides=[f"model.path={graph}", "model.backend=onnxruntime", "model.threads=1",
-                                         "temporal.enabled=false"])
+                                         "temporal.enabled=false", "persons.source=detections"])
     summary = replay(bag, tmp_path / "onnx", onnx_config)
     assert summary["engine"].startswith("onnxruntime") and summary["humans"] == 6
     # the graph's metadata gives the same topology, and the meshes match the PyTorch model's

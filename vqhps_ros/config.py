@@ -1,10 +1,10 @@
 """One typed configuration schema shared by the ROS 2 node, the bag replay CLI and the tests.
 
 The schema is a tree of frozen dataclasses: `EstimatorConfig` holds one section per stage (`inputs`, `model`,
-`persons`, `camera`, `temporal`, `outputs`), and each section holds leaves. A leaf's default is its dataclass
-default, and its documentation (description, unit, range or choices) lives in the field's metadata, so the node's
-parameter declarations (`parameter_specs`), the shipped `config/estimator.yaml` and the validation messages all read
-one source.
+`persons`, `detector`, `camera`, `temporal`, `outputs`), and each section holds leaves. A leaf's default is its
+dataclass default, and its documentation (description, unit, range or choices) lives in the field's metadata, so the
+node's parameter declarations (`parameter_specs`), the shipped `config/estimator.yaml` and the validation messages
+all read one source.
 
 Leaves have ROS 2 parameter types only: bool, int, float, str, and lists of str or float (stored as tuples so the
 config stays immutable and hashable; `to_dict` and `flatten` give lists). None and empty lists are never defaults,
@@ -137,8 +137,14 @@ class ModelConfig(_Section):
 
 @dataclass(frozen=True)
 class PersonsConfig(_Section):
-    """Which detections are people, and what a frame without detections gives."""
+    """Where the persons of a frame come from (`vqhps_ros.persons`), which detections are people, and what a frame
+    without detections gives."""
 
+    source: str = _setting("auto", "Person source. detections: the detections topic (vision_msgs/Detection2DArray); "
+                                   "builtin: the built-in detector (section detector); both: the two, merged by "
+                                   "box overlap; auto: the detections of frames that have them, the built-in "
+                                   "detector for the others; full_frame: the whole image as one person.",
+                           choices=("auto", "detections", "builtin", "both", "full_frame"))
     class_ids: tuple[str, ...] = _setting(
         ("person", "0"), 'Detection classes that are people (vision_msgs class ids, as strings); "*" = every class. '
                          '"0" is the person class of COCO-80 (YOLO).',
@@ -150,10 +156,37 @@ class PersonsConfig(_Section):
     max_persons: int = _setting(8, "Persons per frame; the best-scoring ones are kept.", "persons", min=1, max=64)
     detection_timeout: float = _setting(0.2, "How long an image waits for its detections before "
                                              "without_detections applies.", "seconds", min=0.0, max=10.0)
-    without_detections: str = _setting("skip", "What a frame with no detection source, or whose detections timed "
-                                               "out, gives. skip: no persons; full_frame: the whole image as one "
-                                               "person box.",
+    without_detections: str = _setting("skip", "With source detections: what a frame with no detection source, or "
+                                               "whose detections timed out, gives. skip: no persons; full_frame: "
+                                               "the whole image as one person box.",
                                        choices=("skip", "full_frame"))
+
+
+@dataclass(frozen=True)
+class DetectorConfig(_Section):
+    """The built-in person detector (`vqhps_ros.detect`: mediapipe's pose detector and landmark model), used by
+    persons.source builtin, both and auto. People found once are followed by their keypoints."""
+
+    backend: str = _setting("auto", "Backend of the detector networks. auto: ONNX Runtime (CUDA provider when "
+                                    "present) when installed, else PyTorch.",
+                            choices=("auto", "onnxruntime", "pytorch"))
+    graph_cache_dir: str = _setting("", 'Folder of the exported detector graphs; "" = the default cache '
+                                        "($XDG_CACHE_HOME/vqhps_ros/detect).")
+    max_persons: int = _setting(4, "Landmark model runs per frame (tracked people first): the most people the "
+                                   "detector returns; persons.max_persons also bounds it.", "persons", min=1, max=64)
+    min_detection_score: float = _setting(0.5, "Detector candidates from this score up get a landmark run.",
+                                          min=0.0, max=1.0)
+    min_pose_score: float = _setting(0.5, "Pose presence (landmark model) a candidate needs to be a person.",
+                                     min=0.0, max=1.0)
+    tracking: bool = _setting(True, "Follow people from frame to frame by their keypoints (the detector then runs "
+                                    "only every detect_every frames or when a person is lost).")
+    detect_every: int = _setting(5, "While every person is tracked, the detector still runs every this many frames "
+                                    "to find newcomers (1 = every frame).", "frames", min=1, max=1000)
+    zoom_grid: int = _setting(2, "The detector also looks at zoom_grid x zoom_grid zoomed tiles, for small people "
+                                 "(1 = none).", min=1, max=4)
+    tiles_per_run: int = _setting(1, "Zoomed tiles per detector run, taken in turn (0 = none).", min=0, max=16)
+    merge_iou: float = _setting(0.5, "persons.source both: an external box and a built-in person overlapping this "
+                                     "much (intersection over union) are one person.", min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
@@ -275,6 +308,7 @@ class EstimatorConfig:
     inputs: InputsConfig = field(default_factory=InputsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     persons: PersonsConfig = field(default_factory=PersonsConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)

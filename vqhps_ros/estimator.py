@@ -1,11 +1,11 @@
 """`Estimator`: one camera frame in, the humans in it out. The only place that wires the stages:
 
-    person source (detections | later: built-in detector)           -> boxes
-    temporal stage: persons (tracks' predicted boxes for missed people) -> boxes to crop
-    crop_people                                                     -> (N, 3, 224, 224) crops
-    engine.infer (TensorRT | ONNX Runtime | PyTorch), one call      -> tokens, rotation, crop camera, meshes
-    place_people (camera intrinsics)                                -> meshes and joints in the camera frame
-    temporal stage: update (`temporal.TemporalTracker`, or none)    -> track ids, filtered meshes, stable tokens
+    person source (detections | built-in detector | both | full frame)   -> boxes (and body keypoints)
+    temporal stage: persons (tracks' predicted boxes for missed people)  -> boxes to crop
+    crop_people                                                          -> (N, 3, 224, 224) crops
+    engine.infer (TensorRT | ONNX Runtime | PyTorch), one call           -> tokens, rotation, crop camera, meshes
+    place_people (camera intrinsics)                                     -> meshes and joints in the camera frame
+    temporal stage: update (`temporal.TemporalTracker`, or none)         -> track ids, filtered meshes, stable tokens
 
 The node and the bag replay are thin shells around it. A person whose outputs cannot be placed (non-positive
 camera scale, non-finite values, mesh behind the camera) is dropped and counted, never published.
@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from .errors import InputError
 from .hps.predict import PersonMesh, crop_people, place_people
 from .humans import Detection, Frame, FrameResult, Human, MeshTopology
-from .persons import DetectionFilter, PersonSource
+from .persons import DetectionFilter, PersonSource, person_source_from_config
 from .temporal import TemporalTracker
 
 STAGES = ("persons", "crop", "engine", "place", "temporal")
@@ -57,8 +58,8 @@ class PassThrough:
 class Estimator:
     """engine: an active runtime Engine; topology: its meshes' MeshTopology (both from `runtime.load_engine`).
 
-    `Estimator.from_config(config)` loads the configured model; the constructor takes parts for tests and for
-    other person sources or temporal stages. `close()` releases the engine.
+    `Estimator.from_config(config)` loads the configured model and person source; the constructor takes parts
+    for tests and for other person sources or temporal stages. `close()` releases the engine and the source.
     """
 
     def __init__(self, engine, topology: MeshTopology, person_source: PersonSource | None = None,
@@ -74,16 +75,32 @@ class Estimator:
         from .runtime.loading import load_engine
 
         loaded = load_engine(config.model)
+        try:
+            person_source = person_source_from_config(config)
+        except BaseException:
+            loaded.engine.deactivate()
+            raise
         temporal = TemporalTracker.from_config(config) if config.temporal.enabled else PassThrough()
-        return cls(loaded.engine, loaded.topology, DetectionFilter.from_config(config.persons), temporal, config)
+        topology = with_keypoint_set(loaded.topology, config.persons.source)
+        return cls(loaded.engine, topology, person_source, temporal, config)
 
     @property
     def description(self):
         """What runs: backend, device, precision (`runtime.EngineDescription`)."""
         return self.engine.description
 
+    def warm_up(self) -> None:
+        """One inference of every network on blank input, so the first camera frame does not pay for lazy
+        initialisation (memory arenas, kernel choices)."""
+        self.engine.infer(np.zeros((1, 3, 224, 224), dtype=np.float32))
+        if hasattr(self.person_source, "warm_up"):  # sources with networks
+            self.person_source.warm_up()
+
     def close(self) -> None:
-        self.engine.deactivate()
+        try:
+            self.person_source.close()
+        finally:
+            self.engine.deactivate()
 
     def __enter__(self) -> Estimator:
         return self
@@ -163,7 +180,17 @@ def to_human(person: PersonMesh, detection: Detection, frame_index: str) -> Huma
         crop_camera=person.crop_camera,
         translation=person.translation,
         detection_id=detection.id,
+        keypoints=detection.keypoints,
     )
+
+
+def with_keypoint_set(topology: MeshTopology, source: str) -> MeshTopology:
+    """The topology naming the 2D keypoints the persons of `source` (a `persons.source` value) may carry."""
+    if source not in ("builtin", "both", "auto"):
+        return topology
+    from .detect.keypoints import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES
+
+    return replace(topology, keypoint_set=POSE_KEYPOINT_SET, keypoint_names=POSE_LANDMARK_NAMES)
 
 
 @contextmanager

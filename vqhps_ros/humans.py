@@ -21,6 +21,31 @@ H36M_17_BONES = (
 
 
 @dataclass(frozen=True)
+class BodyKeypoints:
+    """A person's 2D body keypoints and person mask, as a keypoint person source (the built-in detector) saw them.
+
+    The mask is a square probability image over a rotated square region of the image (the crop the keypoint
+    model saw); `mask_in_image` warps it into the image. Later stages (alignment) read both.
+    """
+
+    keypoint_set: str  # names the keypoints' definition and order (e.g. "mediapipe_pose_33")
+    points: np.ndarray  # (K, 2) float32 pixels in the source image (OpenCV pixel centres)
+    visibility: np.ndarray  # (K,) float32 in [0, 1]: seen and not occluded
+    mask: np.ndarray | None = None  # (M, M) float32 person probability, None when the source has no mask
+    mask_to_image: np.ndarray | None = None  # (2, 3) affine map from mask pixels (u, v, 1) to image pixels
+
+    def mask_in_image(self, image_size: tuple[int, int]) -> np.ndarray | None:
+        """(H, W) float32 person probability in the image (0 outside the mask's region); None without a mask."""
+        if self.mask is None or self.mask_to_image is None:
+            return None
+        import cv2  # only mask users pay for OpenCV's import
+
+        height, width = image_size
+        return cv2.warpAffine(self.mask, np.asarray(self.mask_to_image, dtype=np.float64), (width, height),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@dataclass(frozen=True)
 class Detection:
     """One person box from a detector (`vision_msgs/Detection2D`) or another person source."""
 
@@ -28,6 +53,7 @@ class Detection:
     score: float = 1.0  # detector confidence in [0, 1]
     class_id: str = ""  # the detector's class ("person", "0", ...; "" when unknown)
     id: str = ""  # an upstream tracker's id ("" when none)
+    keypoints: BodyKeypoints | None = None  # from a keypoint person source; None for plain boxes
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,7 @@ class Human:
     translation: np.ndarray  # (3,) float64 metres: where the canonical mesh's origin (vertex centroid) lands
     valid: bool = True
     detection_id: str = ""  # the upstream detection's id, if it had one
+    keypoints: BodyKeypoints | None = None  # this frame's body keypoints and mask, when the person source gave them
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,8 @@ class MeshTopology:
     joint_names: tuple[str, ...]
     num_tokens: int
     codebook_size: int
+    keypoint_set: str = ""  # the person source's 2D keypoint set ("" when it gives none)
+    keypoint_names: tuple[str, ...] = ()
 
     @property
     def bones(self) -> tuple[tuple[int, int], ...]:

@@ -57,6 +57,14 @@ def test_each_photo_shows_one_person(runners, photo_frames, photo):
     assert recorded[0] < nose[0] < recorded[0] + recorded[2] and recorded[1] < nose[1] < recorded[1] + recorded[3]
     assert keypoints.segmentation.shape == (256, 256) and keypoints.world_keypoints.shape == (33, 3)
     assert not skipped
+    # what travels with the person through the estimator: the same keypoints, and the mask where it lies
+    carried = person.keypoints
+    assert carried.keypoint_set == "mediapipe_pose_33"
+    np.testing.assert_array_equal(carried.points, keypoints.keypoints[:, :2])
+    np.testing.assert_array_equal(carried.visibility, keypoints.visibility)
+    mask = carried.mask_in_image(frame.image_size)
+    x, y, w, h = person.box.astype(int)
+    assert mask.shape == (480, 640) and mask[y:y + h, x:x + w].mean() > 3 * mask.mean() / 2
 
 
 def test_the_cameraman_is_found_only_in_a_zoom_tile(runners, photo_frames):

@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 
 from vqhps_ros.body.joints import H36M_17_JOINT_NAMES
 from vqhps_ros.errors import InputError
-from vqhps_ros.humans import H36M_17_BONES, H36M_17_JOINT_SET, FrameResult, Human, MeshTopology
+from vqhps_ros.humans import H36M_17_BONES, H36M_17_JOINT_SET, BodyKeypoints, FrameResult, Human, MeshTopology
 from vqhps_ros.io import (
     PublishedMarkers,
     RclpyTypes,
@@ -126,6 +126,44 @@ def test_empty_frame_and_person_without_joints(types, topology):
     assert decoded.joints.size == 0 and decoded.joints_2d.size == 0 and decoded.vertices.size == 24
 
 
+KEYPOINT_NAMES = ("nose", "left_wrist", "right_wrist")
+
+
+def with_keypoints(human: Human, seed: int = 3) -> Human:
+    rng = np.random.default_rng(seed)
+    keypoints = BodyKeypoints("three_points", rng.uniform(0, 480, (3, 2)).astype(np.float32),
+                              rng.uniform(size=3).astype(np.float32))
+    return replace(human, keypoints=keypoints)
+
+
+def test_keypoints_travel_as_u_v_visibility_rows_named_by_the_topology(types, topology):
+    topology = replace(topology, keypoint_set="three_points", keypoint_names=KEYPOINT_NAMES)
+    person, plain = with_keypoints(make_human("alice", 1)), make_human("bob", 2)
+    decoded = round_trip(types, human_mesh_array(types, make_result(person, plain), topology))
+    first, second = decoded.humans
+    assert first.keypoint_set == "three_points"
+    rows = first.keypoints_2d.reshape(-1, 3)
+    np.testing.assert_array_equal(rows[:, :2], person.keypoints.points)
+    np.testing.assert_array_equal(rows[:, 2], person.keypoints.visibility)
+    assert second.keypoint_set == "" and second.keypoints_2d.size == 0  # a person without keypoints
+    decoded_topology = round_trip(types, mesh_topology(types, topology))
+    assert decoded_topology.keypoint_set == "three_points"
+    assert decoded_topology.keypoint_names == list(KEYPOINT_NAMES)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(keypoint_set="other"), "keypoints are 'other', the topology names 'three_points'"),
+    (dict(points=np.zeros((2, 2), np.float32)), r"keypoints.points should have shape \(3, 2\)"),
+    (dict(visibility=np.array([0.5, np.nan, 1.0], np.float32)), "keypoints.visibility holds NaN"),
+])  # fmt: skip
+def test_keypoints_that_do_not_fit_the_topology_raise(types, topology, change, message):
+    topology = replace(topology, keypoint_set="three_points", keypoint_names=KEYPOINT_NAMES)
+    person = with_keypoints(make_human("alice", 1))
+    person = replace(person, keypoints=replace(person.keypoints, **change))
+    with pytest.raises(InputError, match=message):
+        human_mesh(types, person, topology, IMAGE_SIZE)
+
+
 def test_publish_vertices_false_leaves_vertices_empty_even_when_they_are_unusable(types, topology):
     person = make_human("alice", 1)
     person.vertices = np.full((8, 3), np.nan, np.float32)
@@ -140,12 +178,14 @@ EXPECTED_FIELDS = {
     "HumanMesh": [
         ("string", "id"), ("float32", "confidence"), ("sensor_msgs/RegionOfInterest", "roi"),
         ("geometry_msgs/Pose", "root_pose"), ("string", "joint_set"), ("float32[]", "joints"),
-        ("float32[]", "joints_2d"), ("float32[]", "vertices"), ("uint16[]", "tokens"),
+        ("float32[]", "joints_2d"), ("string", "keypoint_set"), ("float32[]", "keypoints_2d"),
+        ("float32[]", "vertices"), ("uint16[]", "tokens"),
         ("float32[]", "token_confidence"), ("string", "topology_id"),
     ],
     "MeshTopology": [
         ("string", "topology_id"), ("uint32", "num_vertices"), ("uint32[]", "faces"), ("string", "joint_set"),
-        ("string[]", "joint_names"), ("uint16", "num_tokens"), ("uint16", "codebook_size"),
+        ("string[]", "joint_names"), ("string", "keypoint_set"), ("string[]", "keypoint_names"),
+        ("uint16", "num_tokens"), ("uint16", "codebook_size"),
     ],
 }  # fmt: skip
 

@@ -16,11 +16,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO_ROOT / "vqhps_ros" / "data" / "sample_bag"
 # The backend and a short start: ONNX Runtime on the CPU runs everywhere; the graph exported by the first configure
 # of a run is reused by every later node of the run (engine_cache_dir). These tests check the node's plumbing frame
-# by frame (ids are the detections' ids, every detected person is published at once), so the temporal stage is off;
-# test/temporal tests it, and the replay tests run it through the same Estimator.
+# by frame (ids are the detections' ids, every detected person is published at once), so the temporal stage is off
+# and persons come from the detections only; test/temporal tests the temporal stage, and the replay tests run it
+# through the same Estimator. One test runs the default person source (the built-in detector) on the real photos.
 BASE_ARGUMENTS = {"backend": "onnxruntime", "image_topic": "/camera/image_raw",
                   "camera_info_topic": "/camera/camera_info", "detections_topic": "/camera/detections",
-                  "compressed": "true", "temporal": "false"}
+                  "compressed": "true", "temporal": "false", "person_source": "detections"}
 
 
 def _harness_module():
@@ -50,13 +51,15 @@ def engine_cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def launch_estimator(rh, ros, engine_cache_dir, tmp_path_factory):
-    """launch_estimator(node_name, **launch_arguments) -> Launch; every launch left running is stopped at the end."""
+    """launch_estimator(node_name, **launch_arguments) -> Launch; every launch left running is stopped at the end.
+    An argument given as None is left out (the launch file's default)."""
     logs = tmp_path_factory.mktemp("launch_logs")
     launches = []
 
     def start(node_name: str, **arguments) -> object:
         values = {**BASE_ARGUMENTS, "engine_cache_dir": str(engine_cache_dir), "node_name": node_name,
                   **{key: str(value) for key, value in arguments.items()}}
+        values = {key: value for key, value in values.items() if arguments.get(key, "") is not None}
         launch = rh.Launch(logs / f"{node_name}_{len(launches)}.log", values)
         launches.append(launch)
         return launch

@@ -255,6 +255,12 @@ def without_people(frame: BagFrame) -> BagFrame:
     return frame.replaced(DETECTIONS_TOPIC, empty)
 
 
+def without_detections(frame: BagFrame) -> BagFrame:
+    """The frame as a camera alone sends it: no Detection2DArray."""
+    return BagFrame(frame.stamp_ns, [(topic, message) for topic, message in frame.messages
+                                     if topic != DETECTIONS_TOPIC])
+
+
 class Player:
     """Publishes bag frames through real rclpy publishers with one QoS, paced at a rate."""
 
@@ -343,9 +349,13 @@ class Launch:
     def wait_for_log(self, pattern: str, timeout: float) -> re.Match:
         """The first match of the regex `pattern` in the log; fails with the log when it does not come."""
         regex = re.compile(pattern)
-        match = wait_until(lambda: regex.search(self.log()) or (not self.alive() and regex.search(self.log())),
-                           timeout, period=0.1)
-        if not match:
+
+        def seen():  # the match; "exited" once the process is gone without it (no use waiting on)
+            alive = self.alive()  # before reading the log: a line written just before exiting still counts
+            return regex.search(self.log()) or (not alive and "exited")
+
+        match = wait_until(seen, timeout, period=0.1)
+        if not isinstance(match, re.Match):
             state = "running" if self.alive() else f"exited with {self.process.returncode}"
             raise AssertionError(f"{pattern!r} not in the launch log within {timeout} s ({state}):\n"
                                  + tail(self.log()))

@@ -83,13 +83,14 @@ def test_predicted_persons_are_flagged_and_filtered_meshes_are_placed(sample_res
 
 def test_the_estimator_builds_the_stage_from_the_configuration(monkeypatch):
     class Loaded:
-        engine, topology = object(), None
+        engine, topology = object(), MeshTopology("test_body", 3, np.array([[0, 1, 2]]), "", (), 1, 2)
 
     monkeypatch.setattr("vqhps_ros.runtime.loading.load_engine", lambda model_config: Loaded())
-    on = Estimator.from_config(load_config(None, ["temporal.confirm_hits=4", "persons.max_persons=5"]))
+    boxes_only = "persons.source=detections"
+    on = Estimator.from_config(load_config(None, ["temporal.confirm_hits=4", "persons.max_persons=5", boxes_only]))
     assert isinstance(on.temporal, TemporalTracker)
     assert on.temporal.settings.confirm_hits == 4 and on.temporal.max_persons == 5
-    off = Estimator.from_config(load_config(None, ["temporal.enabled=false"]))
+    off = Estimator.from_config(load_config(None, ["temporal.enabled=false", boxes_only]))
     assert isinstance(off.temporal, estimator_module.PassThrough)
 
 

@@ -12,7 +12,14 @@ from .anchors import RawDetection, decode_detections, scored_candidates, ssd_anc
 from .evaluation import BoxCounts, counted_people, frame_counts, match_boxes
 from .export import cached_graph_path, default_graph_cache_dir, export_detection_graph
 from .geometry import Roi, crop_roi, full_image_roi, roi_from_alignment_points, zoom_tiles
-from .keypoints import POSE_LANDMARK_NAMES, PersonKeypoints, person_keypoints, segmentation_in_image
+from .keypoints import (
+    POSE_KEYPOINT_SET,
+    POSE_LANDMARK_NAMES,
+    PersonKeypoints,
+    body_keypoints,
+    person_keypoints,
+    segmentation_in_image,
+)
 from .networks import (
     POSE_DETECTOR_FILE,
     POSE_LANDMARK_FILE,
@@ -28,6 +35,7 @@ from .signatures import POSE_DETECTOR_GRAPH, POSE_LANDMARK_GRAPH, pose_detector_
 __all__ = [
     "POSE_DETECTOR_FILE",
     "POSE_DETECTOR_GRAPH",
+    "POSE_KEYPOINT_SET",
     "POSE_LANDMARK_FILE",
     "POSE_LANDMARK_GRAPH",
     "POSE_LANDMARK_NAMES",
@@ -40,6 +48,7 @@ __all__ = [
     "PoseLandmarkNet",
     "RawDetection",
     "Roi",
+    "body_keypoints",
     "cached_graph_path",
     "counted_people",
     "crop_roi",

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from ..humans import BodyKeypoints
 from .geometry import Roi, apply_affine, box_of_points, clip_box, roi_from_alignment_points
 
 POSE_LANDMARK_NAMES = (
@@ -36,6 +36,7 @@ POSE_LANDMARK_NAMES = (
     "left_heel", "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
 NUM_BODY_LANDMARKS = len(POSE_LANDMARK_NAMES)
+POSE_KEYPOINT_SET = "mediapipe_pose_33"  # the name HumanMesh.keypoint_set and MeshTopology.keypoint_set give them
 ALIGNMENT_LANDMARKS = (33, 34)
 LANDMARK_INPUT_SIZE = 256
 HEATMAP_KERNEL = 7
@@ -76,6 +77,12 @@ class PersonKeypoints:
     def next_roi(self) -> Roi:
         """Where to look for this person in the next frame (mediapipe's ROI from landmarks)."""
         return roi_from_alignment_points(self.alignment_points[0], self.alignment_points[1])
+
+
+def body_keypoints(person: PersonKeypoints) -> BodyKeypoints:
+    """What travels with the person through the estimator: the 2D keypoints, their visibility and the mask."""
+    return BodyKeypoints(POSE_KEYPOINT_SET, person.keypoints[:, :2].copy(), person.visibility.copy(),
+                         person.segmentation, person.roi.tensor_to_image(person.segmentation.shape[0]))
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
@@ -185,8 +192,4 @@ def box_with_margins(points: np.ndarray) -> np.ndarray:
 
 def segmentation_in_image(person: PersonKeypoints, image_size: tuple[int, int]) -> np.ndarray:
     """(H, W) float32 person probability in the image (zero outside the ROI), as mediapipe warps the mask back."""
-    height, width = image_size
-    size = person.segmentation.shape[0]
-    to_image = person.roi.tensor_to_image(size)
-    return cv2.warpAffine(person.segmentation, to_image, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return body_keypoints(person).mask_in_image(image_size)

@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..humans import Detection, Frame
 from .anchors import DETECTOR_INPUT_SIZE, MIN_SCORE, NMS_IOU, scored_candidates, ssd_anchor_centers, weighted_nms
 from .geometry import Roi, apply_affine, crop_roi, full_image_roi, roi_from_alignment_points, zoom_tiles
-from .keypoints import LANDMARK_INPUT_SIZE, PersonKeypoints, person_keypoints
+from .keypoints import LANDMARK_INPUT_SIZE, PersonKeypoints, body_keypoints, person_keypoints
 from .runner import DetectionRunner
 from .signatures import POSE_DETECTOR_GRAPH, POSE_LANDMARK_GRAPH
 
@@ -124,6 +124,29 @@ class BuiltinPersonDetector:
         self.landmark_runs = 0
         self._track_ids = itertools.count(1)
 
+    def activate(self) -> BuiltinPersonDetector:
+        """Load both networks now (exporting their graphs on first use) rather than on the first frame."""
+        self.detector.activate()
+        self.landmarker.activate()
+        return self
+
+    def warm_up(self) -> None:
+        """Both networks once on a blank input (the first frame then runs at full speed)."""
+        self.detector.activate().infer(np.zeros((1, 3, DETECTOR_INPUT_SIZE, DETECTOR_INPUT_SIZE), np.float32))
+        self.landmarker.activate().infer(np.zeros((1, 3, LANDMARK_INPUT_SIZE, LANDMARK_INPUT_SIZE), np.float32))
+
+    def close(self) -> None:
+        """Release both networks; a later frame loads them again."""
+        self.detector.deactivate()
+        self.landmarker.deactivate()
+        self.reset()
+
+    @property
+    def description(self) -> str:
+        """What runs the two networks (the runners' descriptions once active)."""
+        return (f"detector: {self.detector.description or 'not loaded'}; "
+                f"landmarks: {self.landmarker.description or 'not loaded'}")
+
     def reset(self) -> None:
         """Forget the tracked people (a new camera, a jump in time)."""
         self.state = TrackState()
@@ -135,7 +158,8 @@ class BuiltinPersonDetector:
         """The frame's people as boxes (from their keypoints), best pose score first; `people` holds their
         keypoints in the same order. Detection.id is the person's track number while tracked."""
         people = self.detect_people(frame.image, skipped)
-        return tuple(Detection(person.box.copy(), person.score, PERSON_CLASS, str(person.track_id))
+        return tuple(Detection(person.box.copy(), person.score, PERSON_CLASS, str(person.track_id),
+                               body_keypoints(person))
                      for person in people)
 
     # ---------------------------------------------------------------------------------------------------- frames

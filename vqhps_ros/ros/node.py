@@ -37,6 +37,7 @@ from ..estimator import Estimator
 from ..io.assembler import FrameAssembler
 from ..io.messages import rclpy_types
 from ..io.outputs import HUMANS, MARKERS, MESSAGE_TYPES, TF, TOPOLOGY, FrameOutputs
+from ..persons import describe_source
 from .latest_frame import LatestFrameSlot
 from .node_stats import NodeStats
 from .parameters import declare_parameters, read_config
@@ -77,12 +78,13 @@ class EstimatorNode(LifecycleNode):
         try:
             self.config = read_config(self, list(self.parameter_problems.values()))
             self.estimator = Estimator.from_config(self.config)
-            warm_up(self.estimator)
+            self.estimator.warm_up()
         except (VqhpsError, ImportError, OSError) as error:
             self.get_logger().error(f"configure failed: {error}")
             self._release_engine()
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f"inference engine: {self.estimator.description}")
+        self.get_logger().info(f"persons: {describe_source(self.estimator.person_source)}")
         self._create_publishers()
         return TransitionCallbackReturn.SUCCESS
 
@@ -252,7 +254,7 @@ class EstimatorNode(LifecycleNode):
             assembly_counts = dict(self.assembler.counts) if self.assembler is not None else {}
         description = self.estimator.description
         engine = {"backend": description.backend, "device": description.device,
-                  "precision": description.precision}
+                  "precision": description.precision, "person_source": self.config.persons.source}
         values = self.stats.diagnostic_values(self.slot.dropped, engine)
         values.extend((f"skipped_{reason}", str(count)) for reason, count in sorted(assembly_counts.items()))
         level, text = self.stats.level(time.monotonic(), self.slot.dropped)
@@ -293,13 +295,6 @@ class EstimatorNode(LifecycleNode):
         if self.estimator is not None:
             self.estimator.close()  # frees the session, or the TensorRT engine and its CUDA context
             self.estimator = None
-
-
-def warm_up(estimator: Estimator) -> None:
-    """One inference on a blank crop, so the first camera frame does not pay for lazy initialisation."""
-    import numpy as np
-
-    estimator.engine.infer(np.zeros((1, 3, 224, 224), dtype=np.float32))
 
 
 def subscription_event_callbacks(incompatible_qos):

@@ -339,7 +339,8 @@ class TemporalTracker:
         if last is None:
             return None
         state = replace(track.state, translation=track.predicted_translation(stamp))
-        return self._human(track, state, box, score, False, last, last.tokens, last.token_confidence)
+        predicted = self._human(track, state, box, score, False, last, last.tokens, last.token_confidence)
+        return replace(predicted, keypoints=None)  # the last frame's keypoints do not describe this one
 
     def _human(self, track: Track, state: _Body, box, score: float, valid: bool, source: Human, tokens,
                confidence) -> Human:
