@@ -30,14 +30,12 @@ purpose: `vqhps_ros/msg/` is the generated message module of the ROS build.
 from __future__ import annotations
 
 import array
-import importlib
 import itertools
 import os
 import site
 import sys
 import zlib
 from collections.abc import Iterable
-from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +43,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..humans import FrameResult, Human, MeshTopology
+from .cdr import generated_class
 
 PACKAGE = "vqhps_ros"
 MESSAGE_NAMES = ("HumanMesh", "HumanMeshArray", "MeshTopology")
@@ -146,12 +145,6 @@ class RclpyTypes:
 
     def point_sequence(self, xyz: np.ndarray, indices: np.ndarray | None = None) -> list:
         return _point_objects(self.get(POINT), xyz, indices)
-
-
-@cache
-def generated_class(msgtype: str) -> type:
-    package, kind, type_name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{package}.{kind}"), type_name)
 
 
 def _point_objects(point_class: type, xyz: np.ndarray, indices: np.ndarray | None) -> list:

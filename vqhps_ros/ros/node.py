@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from ..errors import VqhpsError
 from ..estimator import Estimator
 from ..io.assembler import FrameAssembler
-from ..io.messages import rclpy_types
+from ..io.cdr import CdrTypes
 from ..io.outputs import HUMANS, MARKERS, MESSAGE_TYPES, TF, TOPOLOGY, FrameOutputs
 from ..persons import describe_source
 from .latest_frame import LatestFrameSlot
@@ -47,6 +47,7 @@ NODE_NAME = "vqhps_estimator"
 DIAGNOSTICS_PERIOD_S = 1.0
 EXPIRE_PERIOD_S = 0.05  # how often waiting images are checked against the detection timeout
 THROTTLE_S = 5.0  # at most one log line of a kind per this many seconds
+TF_QOS = QoSProfile(depth=100)  # tf2_ros.TransformBroadcaster's default: reliable, volatile, keep last 100
 
 
 class EstimatorNode(LifecycleNode):
@@ -56,7 +57,7 @@ class EstimatorNode(LifecycleNode):
         # ... until the parameter is set to a value rclpy accepts (type and range are checked before this callback),
         # so a node kept alive after a failed configure can be fixed with `ros2 param set` and configured again.
         self.add_on_set_parameters_callback(self._forget_fixed_parameters)
-        self.types = rclpy_types()
+        self.types = CdrTypes()  # outputs go out as CDR bytes built from numpy arrays (see io/cdr.py)
         self.config = None
         self.estimator: Estimator | None = None
         self.assembler: FrameAssembler | None = None
@@ -68,7 +69,6 @@ class EstimatorNode(LifecycleNode):
         self.publishers_by_kind: dict = {}
         self.subscriptions_list: list = []
         self.timers_list: list = []
-        self.tf_broadcaster = None
         self.diagnostics_publisher = None
         self.last_camera_info_s: float | None = None
 
@@ -95,7 +95,7 @@ class EstimatorNode(LifecycleNode):
         self.slot = LatestFrameSlot()
         # The topology goes out once per activation on its latched topic; markers start afresh.
         self.outputs = FrameOutputs(self.types, self.config.outputs, self.estimator.topology, send_topology=False)
-        self.publishers_by_kind[TOPOLOGY].publish(self.outputs.topology_message())
+        self.publishers_by_kind[TOPOLOGY].publish(self.types.serialize(self.outputs.topology_message()))
         self.worker = threading.Thread(target=self._work, name="vqhps_inference", daemon=True)
         self.worker.start()
         self._create_subscriptions()
@@ -128,8 +128,6 @@ class EstimatorNode(LifecycleNode):
     # ----------------------------------------------------------------------------------------------- set-up
 
     def _create_publishers(self) -> None:
-        from tf2_ros import TransformBroadcaster
-
         outputs = self.config.outputs
         latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -138,7 +136,8 @@ class EstimatorNode(LifecycleNode):
             MARKERS: self.create_lifecycle_publisher(self._type(MARKERS), outputs.markers_topic, 10),
             TOPOLOGY: self.create_lifecycle_publisher(self._type(TOPOLOGY), outputs.topology_topic, latched),
         }
-        self.tf_broadcaster = TransformBroadcaster(self) if outputs.publish_tf else None
+        if outputs.publish_tf:  # what tf2_ros.TransformBroadcaster creates, publishing bytes
+            self.publishers_by_kind[TF] = self.create_lifecycle_publisher(self._type(TF), "/tf", TF_QOS)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def _create_subscriptions(self) -> None:
@@ -239,11 +238,7 @@ class EstimatorNode(LifecycleNode):
         result = self.estimator.process(frame)
         started = time.perf_counter()
         for kind, message in self.outputs.messages(result):
-            if kind == TF:
-                if self.tf_broadcaster is not None:
-                    self.tf_broadcaster.sendTransform(list(message.transforms))
-            else:
-                self.publishers_by_kind[kind].publish(message)
+            self.publishers_by_kind[kind].publish(self.types.serialize(message))
         result.timings_ms["publish"] = 1000 * (time.perf_counter() - started)
         self.stats.frame_processed(time.monotonic(), result.timings_ms, len(result.humans), result.skipped)
 
@@ -287,9 +282,6 @@ class EstimatorNode(LifecycleNode):
         if self.diagnostics_publisher is not None:
             self.destroy_publisher(self.diagnostics_publisher)
             self.diagnostics_publisher = None
-        if self.tf_broadcaster is not None:  # its /tf publisher would outlive it: one more per configure
-            self.destroy_publisher(self.tf_broadcaster.pub_tf)
-            self.tf_broadcaster = None
 
     def _release_engine(self) -> None:
         if self.estimator is not None:
