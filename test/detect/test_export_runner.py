@@ -115,3 +115,13 @@ def test_runner_rejects_bad_input(cache_dir):
             runner.infer(np.full((1, 3, 256, 256), np.nan, np.float32))
         empty = runner.infer(np.zeros((0, 3, 256, 256), np.float32))
         assert empty["landmarks"].shape == (0, 39, 5) and empty["pose_presence"].shape == (0,)
+
+
+def test_sessions_spin_unless_told_to_sleep_between_runs(cache_dir):
+    pytest.importorskip("onnxruntime")
+    from vqhps_ros.runtime.onnx_runtime import SPINNING_OPTION, create_session
+
+    graph = detect_export.cached_graph_path(POSE_DETECTOR_GRAPH, cache_dir)  # exported by the tests above
+    options = create_session(graph, threads=1, spinning=False).get_session_options()
+    assert options.get_session_config_entry(SPINNING_OPTION) == "0" and options.intra_op_num_threads == 1
+    assert create_session(graph).get_session_options().get_session_config_entry(SPINNING_OPTION) == "1"

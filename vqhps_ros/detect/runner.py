@@ -137,7 +137,8 @@ class DetectionRunner:
         self.description = f"onnxruntime {session.get_providers()[0]} ({path.name}, {threads} threads)"
 
     def _session(self, path: Path):
-        session = create_session(path, self.threads, self.providers)
+        # the detector and the landmark model run in turn, then the mesh network: no spinning between them
+        session = create_session(path, self.threads, self.providers, spinning=False)
         found = session.get_modelmeta().custom_metadata_map.get(GRAPH_KEY)
         if found != self.graph:
             raise CheckpointError(f"{path}: expected a {self.graph} graph ({GRAPH_KEY}), found {found}")
