@@ -5,11 +5,14 @@ Run it inside the ROS 2 environment (the test command builds one):
     tools/ros2_env.sh python benchmarks/node.py [--seconds 20] [--rates 15 30] [--out benchmarks/results]
 
 A publisher replays the sample bag's images, camera_info and detections in a loop, each message stamped with the
-time it is published; a subscriber records when each HumanMeshArray arrives. Reported per rate: end-to-end latency
-(image stamp to HumanMeshArray receipt, p50 / p95), frames out per second, the share of images dropped while the
-engine was busy (from the node's diagnostics), the node's overhead over `Estimator.process` (end-to-end p50 minus the
-sum of the estimator's stage medians from diagnostics: the callbacks, pairing, decoding, message building and
-DDS transport), and the node process's CPU use and peak memory. Writes node.json and node.md.
+time it is published, to a node whose persons come from those detections (`person_source:=detections`) or, with no
+detections topic, from the built-in detector (`person_source:=builtin`, the camera-only default); a subscriber
+records when each HumanMeshArray arrives. Reported per rate: end-to-end latency (image stamp to HumanMeshArray
+receipt, p50 / p95), frames out per second, the share of images dropped while the engine was busy (from the node's
+diagnostics), the node's overhead over `Estimator.process` (the end-to-end p50 of the last frames minus the node's
+p50 of `Estimator.process` over the same number of frames: the callbacks, pairing, decoding, message building, DDS
+transport and any wait behind the previous frame; that wait, decoding and building + publishing are also reported
+alone, from the node's diagnostics), and the node process's CPU use and peak memory. Writes node.json and node.md.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info, write_results  # noqa: E402
 
+from vqhps_ros.ros.node_stats import WINDOW  # noqa: E402  the frames the node's latency percentiles cover
+
 REPO = Path(__file__).resolve().parents[1]
-ESTIMATOR_STAGES = ("persons", "crop", "engine", "place", "temporal")
 TOPICS = {"image": "/camera/image_raw/compressed", "info": "/camera/camera_info", "detections": "/camera/detections"}
 
 
@@ -46,10 +50,12 @@ def bag_messages():
                 for connection, _, raw in reader.messages()]
 
 
-def launch_node(cache_dir: Path) -> subprocess.Popen:
+def launch_node(cache_dir: Path, person_source: str) -> subprocess.Popen:
     command = ["ros2", "launch", "vqhps_ros", "estimator.launch.py", "image_topic:=/camera/image_raw",
-               "compressed:=true", "camera_info_topic:=/camera/camera_info", "detections_topic:=/camera/detections",
-               "backend:=onnxruntime", f"engine_cache_dir:={cache_dir}"]
+               "compressed:=true", "camera_info_topic:=/camera/camera_info", "backend:=onnxruntime",
+               f"engine_cache_dir:={cache_dir}", f"person_source:={person_source}"]
+    if person_source == "detections":
+        command.append("detections_topic:=/camera/detections")
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -120,7 +126,7 @@ def _frames(messages):
     return [sorted(group, key=lambda item: item[0] == TOPICS["image"]) for _, group in sorted(by_stamp.items())]
 
 
-def measure(rate_hz: float, seconds: float, probe: Probe, spin, pid: int) -> dict:
+def measure(person_source: str, rate_hz: float, seconds: float, probe: Probe, spin, pid: int) -> dict:
     spin(2.0)
     probe.latencies_s.clear()
     before_diagnostics = dict(probe.diagnostics)
@@ -131,27 +137,50 @@ def measure(rate_hz: float, seconds: float, probe: Probe, spin, pid: int) -> dic
     latencies = np.array(probe.latencies_s) * 1000
     diagnostics = probe.diagnostics
     dropped = int(diagnostics.get("frames_dropped_busy", 0)) - int(before_diagnostics.get("frames_dropped_busy", 0))
-    estimator_ms = sum(float(diagnostics.get(f"latency_{stage}_p50_ms", 0.0)) for stage in ESTIMATOR_STAGES)
+    estimator_ms = float(diagnostics.get("latency_estimator_p50_ms", "nan"))
+    wait_ms, decode_ms, publish_ms = (float(diagnostics.get(f"latency_{stage}_p50_ms", "nan"))
+                                      for stage in ("wait", "decode", "publish"))
     p50 = float(np.percentile(latencies, 50)) if len(latencies) else float("nan")
+    recent_p50 = float(np.percentile(latencies[-WINDOW:], 50)) if len(latencies) else float("nan")
     return {
-        "rate_hz": rate_hz, "images_published": images, "frames_out": len(latencies),
+        "person_source": person_source, "rate_hz": rate_hz, "images_published": images, "frames_out": len(latencies),
         "throughput_hz": round(len(latencies) / seconds, 2),
         "latency_p50_ms": round(p50, 1),
         "latency_p95_ms": round(float(np.percentile(latencies, 95)), 1) if len(latencies) else None,
         "dropped_busy": dropped, "drop_rate": round(dropped / max(images, 1), 3),
-        "estimator_p50_ms": round(estimator_ms, 1), "overhead_p50_ms": round(p50 - estimator_ms, 1),
-        "overhead_share": round((p50 - estimator_ms) / estimator_ms, 3) if estimator_ms else None,
+        "estimator_p50_ms": round(estimator_ms, 1), "overhead_p50_ms": round(recent_p50 - estimator_ms, 1),
+        "overhead_share": round((recent_p50 - estimator_ms) / estimator_ms, 3) if estimator_ms else None,
+        "wait_p50_ms": round(wait_ms, 2), "decode_p50_ms": round(decode_ms, 2), "publish_p50_ms": round(publish_ms, 2),
         "node_cpu_cores": round(cpu, 2), "node_peak_memory_mb": round(peak_memory_mb(pid), 1),
     }  # fmt: skip
 
 
+def measure_node(person_source: str, cache: Path, args, probe: Probe, spin) -> list[dict]:
+    """One node, launched and stopped here, measured at every rate."""
+    launch = launch_node(cache, person_source)
+    try:
+        probe.diagnostics = {}
+        for _ in range(120):  # start-up: export of the model to ONNX, engine warm-up
+            spin(1.0)
+            if probe.diagnostics and node_pid():
+                break
+        pid = node_pid()
+        return [measure(person_source, rate, args.seconds, probe, spin, pid) for rate in args.rates]
+    finally:
+        launch.send_signal(signal.SIGINT)
+        launch.wait(timeout=30)
+
+
 def table(rows: list[dict], cpu: str) -> str:
-    lines = ["| rate | frames out/s | latency p50 / p95 | dropped while busy | estimator p50 | node overhead p50 "
-             "| node CPU | node peak memory |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| persons from | rate | frames out/s | latency p50 / p95 | dropped while busy | estimator p50 "
+             "| node overhead p50 | of which wait / decode / build + publish | node CPU | node peak memory |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['rate_hz']:.0f} Hz | {row['throughput_hz']} | {row['latency_p50_ms']} / "
+        lines.append(f"| {row['person_source']} | {row['rate_hz']:.0f} Hz | {row['throughput_hz']} | "
+                     f"{row['latency_p50_ms']} / "
                      f"{row['latency_p95_ms']} ms | {100 * row['drop_rate']:.0f} % | {row['estimator_p50_ms']} ms | "
                      f"{row['overhead_p50_ms']} ms ({100 * (row['overhead_share'] or 0):.0f} %) | "
+                     f"{row['wait_p50_ms']} / {row['decode_p50_ms']} / {row['publish_p50_ms']} ms | "
                      f"{row['node_cpu_cores']} cores | {row['node_peak_memory_mb']} MB |")
     return "\n".join(lines) + f"\n\nBundled model, ONNX Runtime on the CPU: {cpu}; sample bag looped, 1 to 3 people.\n"
 
@@ -160,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rates", type=float, nargs="+", default=[15.0, 30.0])
+    parser.add_argument("--sources", nargs="+", default=["detections", "builtin"], choices=["detections", "builtin"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     import rclpy
@@ -176,18 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=max(0.0, min(0.01, end - time.monotonic())))
 
+    rows = []
     with tempfile.TemporaryDirectory() as cache:
-        launch = launch_node(Path(cache))
-        try:
-            for _ in range(120):  # start-up: export of the model to ONNX, engine warm-up
-                spin(1.0)
-                if probe.diagnostics and node_pid():
-                    break
-            pid = node_pid()
-            rows = [measure(rate, args.seconds, probe, spin, pid) for rate in args.rates]
-        finally:
-            launch.send_signal(signal.SIGINT)
-            launch.wait(timeout=30)
+        for source in args.sources:
+            rows += measure_node(source, Path(cache), args, probe, spin)
     rclpy.shutdown()
     info = machine_info(threads=0)
     write_results(args.out, "node", {"machine": info, "rates": rows}, "The ROS 2 node under ros2 launch",

@@ -195,7 +195,7 @@ class EstimatorNode(LifecycleNode):
 
     def _offer(self, ready: list) -> None:
         for assembled in ready:  # in stamp order: the last one is the newest
-            self.slot.put(assembled)
+            self.slot.put((assembled, time.perf_counter()))
 
     def _on_incompatible_qos(self, topic: str, info) -> None:
         policy = str(getattr(info, "last_policy_kind", "unknown"))
@@ -217,11 +217,12 @@ class EstimatorNode(LifecycleNode):
     def _work(self) -> None:
         slot = self.slot
         while True:
-            assembled = slot.take()
-            if assembled is None:
+            taken = slot.take()
+            if taken is None:
                 return
+            assembled, offered = taken
             try:
-                self._process(assembled)
+                self._process(assembled, waited_ms=1000 * (time.perf_counter() - offered))
             except VqhpsError as error:  # bad input or an engine failure: skip the frame, keep running
                 self.stats.frame_failed(type(error).__name__)
                 self.get_logger().warning(f"frame skipped: {error}", throttle_duration_sec=THROTTLE_S)
@@ -230,12 +231,19 @@ class EstimatorNode(LifecycleNode):
                 self.get_logger().error(f"frame skipped after an internal error: {type(error).__name__}: {error}",
                                         throttle_duration_sec=THROTTLE_S)
 
-    def _process(self, assembled) -> None:
+    def _process(self, assembled, waited_ms: float) -> None:
+        """waited_ms: how long the frame waited for the worker (behind the previous frame)."""
+        started = time.perf_counter()
         with self.assembler_lock:
-            frame = self.assembler.to_frame(assembled)
+            frame = self.assembler.to_frame(assembled)  # decodes the image
         if frame is None:
             return
+        decode_ms = 1000 * (time.perf_counter() - started)
+        started = time.perf_counter()
         result = self.estimator.process(frame)
+        result.timings_ms["estimator"] = 1000 * (time.perf_counter() - started)  # all its stages, this frame
+        result.timings_ms["decode"] = decode_ms
+        result.timings_ms["wait"] = waited_ms
         started = time.perf_counter()
         for kind, message in self.outputs.messages(result):
             self.publishers_by_kind[kind].publish(self.types.serialize(message))
