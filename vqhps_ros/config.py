@@ -167,9 +167,9 @@ class DetectorConfig(_Section):
     """The built-in person detector (`vqhps_ros.detect`: mediapipe's pose detector and landmark model), used by
     persons.source builtin, both and auto. People found once are followed by their keypoints."""
 
-    backend: str = _setting("auto", "Backend of the detector networks. auto: ONNX Runtime (CUDA provider when "
-                                    "present) when installed, else PyTorch.",
-                            choices=("auto", "onnxruntime", "pytorch"))
+    backend: str = _setting("auto", "Backend of the detector networks. auto: TensorRT when CUDA and tensorrt are "
+                                    "present, else ONNX Runtime (CUDA provider when present), else PyTorch.",
+                            choices=("auto", "tensorrt", "onnxruntime", "pytorch"))
     graph_cache_dir: str = _setting("", 'Folder of the exported detector graphs; "" = the default cache '
                                         "($XDG_CACHE_HOME/vqhps_ros/detect).")
     max_persons: int = _setting(4, "Landmark model runs per frame (tracked people first): the most people the "

@@ -179,7 +179,8 @@ def describe_source(source: PersonSource) -> str:
 def person_source_from_config(config) -> PersonSource:
     """The person source `config.persons.source` names, its detector (if any) loaded and ready.
 
-    config: an `EstimatorConfig` (the persons and detector sections are read, and model.threads).
+    config: an `EstimatorConfig` (the persons and detector sections are read, and model.threads and
+    model.engine_cache_dir, which the detector's engines share).
     """
     persons = config.persons
     if persons.source == "full_frame":
@@ -200,7 +201,8 @@ def builtin_detector_from_config(config):
     detector = config.detector
     settings = DetectorSettings(
         backend=detector.backend, threads=config.model.threads or None,
-        graph_cache_dir=detector.graph_cache_dir or None, min_detection_score=detector.min_detection_score,
+        graph_cache_dir=detector.graph_cache_dir or None, engine_cache_dir=config.model.engine_cache_dir or None,
+        min_detection_score=detector.min_detection_score,
         min_pose_score=detector.min_pose_score, max_persons=min(detector.max_persons, config.persons.max_persons),
         tracking=detector.tracking, detect_every=detector.detect_every, zoom_grid=detector.zoom_grid,
         tiles_per_run=detector.tiles_per_run)

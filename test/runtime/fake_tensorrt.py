@@ -14,11 +14,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from vqhps_ros.runtime.signatures import CROPS
-
 
 def person_value(crops: np.ndarray) -> np.ndarray:
-    """(n, 3, 224, 224) -> (n,) what the fake network computes per person."""
+    """(n, ...) -> (n,) what the fake network computes per person (or frame)."""
     return crops.reshape(len(crops), -1).mean(axis=1)
 
 
@@ -372,11 +370,12 @@ def make_tensorrt(cuda: FakeCuda, version: str = "8.6.1.6", fp16_flag: bool = Tr
         if cuda.current_context() is None:
             raise FakeCudaError("TensorRT ran without a current CUDA context")
         calls.setdefault("executions", []).append(threading.get_ident())
-        batch = context.shapes[CROPS][0]
-        crops = cuda.read(addresses[CROPS], (batch, 3, 224, 224), np.float32)
+        (source, _, _, item_shape), = [entry for entry in context.engine.io if entry[1]]
+        batch = context.shapes[source][0]
+        inputs = cuda.read(addresses[source], (batch, *item_shape), np.float32)
         for name, is_input, dtype, shape in context.engine.io:
             if not is_input:
-                cuda.write(addresses[name], fake_output(person_value(crops), dtype, shape))
+                cuda.write(addresses[name], fake_output(person_value(inputs), dtype, shape))
         return True
 
     module = SimpleNamespace(

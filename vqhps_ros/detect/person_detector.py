@@ -50,9 +50,10 @@ PERSON_CLASS = "person"
 class DetectorSettings:
     """Parameters of the built-in person source (see the module docstring)."""
 
-    backend: str = "auto"  # "auto", "onnxruntime" or "pytorch"
+    backend: str = "auto"  # "auto", "tensorrt", "onnxruntime" or "pytorch"
     threads: int | None = None  # CPU threads of the backend (None: its default)
     graph_cache_dir: str | None = None  # where exported graphs are kept (None: ~/.cache/vqhps_ros/detect)
+    engine_cache_dir: str | None = None  # where TensorRT engines are kept (None: the engines' default cache)
     min_detection_score: float = MIN_SCORE  # detector candidates from this score up, in [0, 1]
     nms_iou: float = NMS_IOU  # detector boxes overlapping more are merged (weighted NMS)
     min_pose_score: float = 0.5  # landmark model's pose presence needed to keep a person, in [0, 1]
@@ -111,18 +112,24 @@ class BuiltinPersonDetector:
     def __init__(self, settings: DetectorSettings = DetectorSettings(), detector_runner: DetectionRunner | None = None,
                  landmark_runner: DetectionRunner | None = None):
         self.settings = settings
-        self.detector = detector_runner or DetectionRunner(POSE_DETECTOR_GRAPH, settings.backend,
-                                                           threads=settings.threads,
-                                                           cache_dir=settings.graph_cache_dir)
-        self.landmarker = landmark_runner or DetectionRunner(POSE_LANDMARK_GRAPH, settings.backend,
-                                                             threads=settings.threads,
-                                                             cache_dir=settings.graph_cache_dir)
+        self.detector = detector_runner or self._runner(POSE_DETECTOR_GRAPH, self._detector_batch())
+        self.landmarker = landmark_runner or self._runner(POSE_LANDMARK_GRAPH, settings.max_persons)
         self.anchor_centers = ssd_anchor_centers()
         self.state = TrackState()
         self.people: list[PersonKeypoints] = []  # the last frame's persons, in the order `persons` returned them
         self.detector_runs = 0
         self.landmark_runs = 0
         self._track_ids = itertools.count(1)
+
+    def _runner(self, graph: str, max_batch: int) -> DetectionRunner:
+        settings = self.settings
+        return DetectionRunner(graph, settings.backend, threads=settings.threads, cache_dir=settings.graph_cache_dir,
+                               max_batch=max_batch, engine_cache_dir=settings.engine_cache_dir)
+
+    def _detector_batch(self) -> int:
+        """Images per detector run: the whole frame and this run's zoomed tiles (`_tiles_of_this_run`)."""
+        tiles = self.settings.zoom_grid ** 2 if self.settings.zoom_grid > 1 else 0
+        return 1 + min(self.settings.tiles_per_run, tiles)
 
     def activate(self) -> BuiltinPersonDetector:
         """Load both networks now (exporting their graphs on first use) rather than on the first frame."""

@@ -1,14 +1,15 @@
-"""Run a detection graph on ONNX Runtime or PyTorch, with the engines' backend choice and life cycle.
+"""Run a detection graph on TensorRT, ONNX Runtime or PyTorch, with the engines' backend choice and life cycle.
 
-The VQ-HPS engines (`runtime.base.Engine`) are built around that graph's crops and outputs (`EngineOutput`, the
-crop checks, the TensorRT profile of persons); the detection graphs have other inputs and outputs, so they get this
-small runner instead of a generalised Engine: same `backend` names ("auto", "onnxruntime", "pytorch"), same
-Polygraphy-style `activate()` / `infer()` / `deactivate()` and `with` block, the same ONNX Runtime session helper
-(`runtime.onnx_runtime.create_session`: CUDA provider when present, else CPU), and the exported graph of the same
-export path (`detect.export`). TensorRT is not wired here yet (see docs/detect.md).
+The detection graphs go through the package's one export path (`detect.export`, into the graph cache) and its
+engines: TensorRT runs them with `runtime.TensorRTEngine` (the VQ-HPS engine, given the graph's signature; one
+engine cache), ONNX Runtime through the same session helper (`runtime.onnx_runtime.create_session`: CUDA provider
+when present, else CPU), PyTorch as the modules themselves. Same `backend` names as the engines ("auto",
+"tensorrt", "onnxruntime", "pytorch") and the same `activate()` / `infer()` / `deactivate()` and `with` block; the
+outputs are a dict by name, as the graphs' signatures (`detect.signatures`) list them.
 
-`auto` runs ONNX Runtime when `onnxruntime` imports and a graph file is given or can be exported (needs `onnx`),
-else PyTorch; the choice and the reason are logged and kept in `description`.
+`auto` tries TensorRT where tensorrt and pycuda import and a CUDA device is present, then ONNX Runtime where
+`onnxruntime` imports and a graph file is given or can be exported (needs `onnx`), then PyTorch; a backend that
+fails to start is logged and the next one tried. The choice is kept in `description`.
 """
 
 from __future__ import annotations
@@ -29,21 +30,23 @@ from .signatures import graph_signature
 
 LOG = logging.getLogger(__name__)
 
-BACKENDS = ("onnxruntime", "pytorch")  # the order `auto` tries them in
+BACKENDS = ("tensorrt", "onnxruntime", "pytorch")  # the order `auto` tries them in
 
 
 class DetectionRunner:
     """One detection graph ("pose_detector" or "pose_landmarker") on one backend.
 
-    backend: "auto", "onnxruntime" or "pytorch". onnx_path: an exported graph (default: the cached export,
-    written on first use in `cache_dir`). threads: CPU threads (ONNX Runtime intra-op threads; for PyTorch,
+    backend: "auto", "tensorrt", "onnxruntime" or "pytorch". onnx_path: an exported graph (default: the cached
+    export, written on first use in `cache_dir`). threads: CPU threads (ONNX Runtime intra-op threads; for PyTorch,
     torch.set_num_threads, a process-wide setting). device: PyTorch device (default CUDA when present).
-    providers: ONNX Runtime providers (default CUDA, then CPU).
+    providers: ONNX Runtime providers (default CUDA, then CPU). max_batch: the largest batch TensorRT's profile
+    takes (larger batches are split). engine_cache_dir: TensorRT's engine cache (default the engines' default,
+    shared with the mesh network's). TensorRT runs its default precision (fp16).
     """
 
     def __init__(self, graph: str, backend: str = "auto", *, onnx_path: str | Path | None = None,
                  cache_dir: str | Path | None = None, threads: int | None = None, device: str | None = None,
-                 providers=None):
+                 providers=None, max_batch: int = 8, engine_cache_dir: str | Path | None = None):
         if backend not in ("auto", *BACKENDS):
             raise InputError(f"detection backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
         if threads is not None and threads < 1:
@@ -56,9 +59,12 @@ class DetectionRunner:
         self.threads = threads
         self.device = device
         self.providers = providers
+        self.max_batch = max_batch
+        self.engine_cache_dir = engine_cache_dir
         self.backend = ""  # the running backend's name, once active
         self.description = ""
         self._run = None
+        self._engine = None  # the TensorRT engine, which holds device memory until deactivated
         self._lock = threading.Lock()
 
     @property
@@ -75,8 +81,10 @@ class DetectionRunner:
 
     def deactivate(self) -> None:
         with self._lock:
-            self._run = None
+            engine, self._engine, self._run = self._engine, None, None
             self.backend = self.description = ""
+            if engine is not None:
+                engine.deactivate()
 
     def __enter__(self) -> DetectionRunner:
         return self.activate()
@@ -100,25 +108,59 @@ class DetectionRunner:
     # ------------------------------------------------------------------------------------------------ backends
 
     def _start(self) -> None:
-        if self.requested_backend in ("auto", "onnxruntime"):
-            reason = self._onnxruntime_unavailable()
+        candidates = BACKENDS if self.requested_backend == "auto" else (self.requested_backend,)
+        for backend in candidates:
+            reason = self._unavailable(backend)
             if not reason:
                 try:
-                    self._start_onnxruntime()
+                    getattr(self, f"_start_{backend}")()
                     return
-                except Exception as error:  # export, onnx checker and onnxruntime raise their own types
-                    reason = f"ONNX Runtime failed to start: {error}"
-            if self.requested_backend == "onnxruntime":
+                except Exception as error:  # export, onnx, TensorRT and onnxruntime raise their own types
+                    reason = f"{backend} failed to start: {error}"
+            if self.requested_backend != "auto":
                 raise EngineError(f"{self.graph}: {reason}")
-            LOG.warning("%s: running on PyTorch (%s)", self.graph, reason)
-        self._start_pytorch()
+            log = LOG.info if backend == "tensorrt" and "not installed" in reason else LOG.warning
+            log("%s: not running on %s (%s)", self.graph, backend, reason)
 
-    def _onnxruntime_unavailable(self) -> str:
-        if importlib.util.find_spec("onnxruntime") is None:
+    def _unavailable(self, backend: str) -> str:
+        """Why `backend` cannot run here ("" when it can)."""
+        if backend == "pytorch":
+            return ""
+        if backend == "tensorrt":
+            missing = [module for module in ("tensorrt", "pycuda") if importlib.util.find_spec(module) is None]
+            if missing:
+                return f"{' and '.join(missing)} not installed"
+            from ..runtime.factory import cuda_device_count
+
+            if cuda_device_count() == 0:
+                return "no CUDA device"
+        elif importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime not installed"
         if self.onnx_path is None and importlib.util.find_spec("onnx") is None:
             return "no exported graph given and `onnx` (needed to export one) not installed"
         return ""
+
+    def _start_tensorrt(self) -> None:
+        from ..runtime.tensorrt_engine import TensorRTEngine
+
+        path = self.onnx_path or cached_graph_path(self.graph, self.cache_dir)
+        engine = TensorRTEngine(path, cache_dir=self.engine_cache_dir, max_persons=self.max_batch,
+                                signature_of=self._signature_from_metadata).activate()
+        names = self.signature.output_names
+
+        def run(batch: np.ndarray) -> list[np.ndarray]:
+            outputs = engine.infer_arrays(batch)
+            return [outputs[name] for name in names]
+
+        self._engine, self._run = engine, run
+        self.backend = "tensorrt"
+        self.description = f"tensorrt {engine.description.device} {engine.description.precision} ({path.name})"
+
+    def _signature_from_metadata(self, metadata: dict[str, str], source: str):
+        found = metadata.get(GRAPH_KEY)
+        if found != self.graph:
+            raise CheckpointError(f"{source}: expected a {self.graph} graph ({GRAPH_KEY}), found {found}")
+        return self.signature
 
     def _start_onnxruntime(self) -> None:
         path = self.onnx_path or cached_graph_path(self.graph, self.cache_dir)

@@ -129,13 +129,18 @@ class Engine(ABC):
 
     def infer(self, crops: np.ndarray) -> EngineOutput:
         """crops (N, 3, 224, 224) ImageNet-normalised -> EngineOutput with N rows (N may exceed max_persons)."""
+        return EngineOutput(**self.infer_arrays(crops))
+
+    def infer_arrays(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs by name for a batch of its single input, N rows (N may exceed max_persons, the
+        calls are split): `infer` of any graph, not only VQ-HPS's."""
         with self._lock:
             signature, description = self._active_state()
-            crops = checked_crops(crops, signature)
-            if len(crops) == 0:
-                return empty_output(signature)
+            batch = checked_crops(batch, signature)
+            if len(batch) == 0:
+                return empty_outputs(signature)
             step = description.max_persons
-            parts = [self._checked_batch(crops[start:start + step], signature) for start in range(0, len(crops), step)]
+            parts = [self._checked_batch(batch[start:start + step], signature) for start in range(0, len(batch), step)]
         return concatenate_outputs(parts)
 
     def _checked_batch(self, crops: np.ndarray, signature: GraphSignature) -> dict[str, np.ndarray]:
@@ -174,16 +179,15 @@ def checked_crops(crops, signature: GraphSignature) -> np.ndarray:
     return crops
 
 
-def empty_output(signature: GraphSignature) -> EngineOutput:
-    arrays = {spec.name: np.zeros([0 if isinstance(size, str) else size for size in spec.shape], dtype=spec.dtype)
-              for spec in signature.outputs}
-    return EngineOutput(**arrays)
+def empty_outputs(signature: GraphSignature) -> dict[str, np.ndarray]:
+    return {spec.name: np.zeros([0 if isinstance(size, str) else size for size in spec.shape], dtype=spec.dtype)
+            for spec in signature.outputs}
 
 
-def concatenate_outputs(parts: Sequence[dict[str, np.ndarray]]) -> EngineOutput:
+def concatenate_outputs(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if len(parts) == 1:
-        return EngineOutput(**parts[0])
-    return EngineOutput(**{name: np.concatenate([part[name] for part in parts]) for name in parts[0]})
+        return parts[0]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def check_max_persons(max_persons: int | None) -> int | None:

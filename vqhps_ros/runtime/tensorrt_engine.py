@@ -1,4 +1,5 @@
-"""The whole VQ-HPS graph on TensorRT: an engine built from the ONNX file, cached on disk, run with pycuda.
+"""A graph on TensorRT (the whole VQ-HPS graph, or a detection graph): an engine built from the ONNX file, cached on
+disk, run with pycuda.
 
 Build (`plan_build`, `build_serialized_engine`): one optimisation profile for batch 1..max_persons, a workspace
 limit, a timing cache kept in the engine cache folder (later builds on the same GPU and TensorRT reuse the tactic
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ DEFAULT_WORKSPACE_BYTES = 1 << 30  # 1 GiB of builder scratch memory: enough for
 STRONG_TYPING_VERSION = (10, 12)  # weak typing (the FP16 builder flag) is deprecated from here on
 TENSOR_API_VERSION = (10, 0)  # the bindings API is gone from here on
 CROP_SHAPE = (3, CROP_SIZE, CROP_SIZE)
+SignatureReader = Callable[[dict[str, str], str], GraphSignature]
 
 
 def default_cache_dir() -> Path:
@@ -166,8 +168,9 @@ def select_io_api(version: tuple[int, ...], context) -> str:
 
 
 def build_serialized_engine(trt, logger, onnx_bytes: bytes, plan: BuildPlan, timing_cache: bytes | None,
-                            input_name: str = CROPS) -> tuple[bytes, bytes]:
-    """Parse the graph, build the engine of `plan`; returns (serialized engine, serialized timing cache)."""
+                            input_name: str = CROPS, input_shape: tuple[int, ...] = CROP_SHAPE) -> tuple[bytes, bytes]:
+    """Parse the graph, build the engine of `plan`; returns (serialized engine, serialized timing cache).
+    input_name, input_shape: the graph's input and its shape without the batch axis."""
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt, plan))
     parser = trt.OnnxParser(network, logger)
@@ -183,7 +186,7 @@ def build_serialized_engine(trt, logger, onnx_bytes: bytes, plan: BuildPlan, tim
         config.set_flag(trt.BuilderFlag.FP16)
     low, opt, high = plan.batch_profile
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_name, (low, *CROP_SHAPE), (opt, *CROP_SHAPE), (high, *CROP_SHAPE))
+    profile.set_shape(input_name, (low, *input_shape), (opt, *input_shape), (high, *input_shape))
     config.add_optimization_profile(profile)
     _use_timing_cache(config, timing_cache)
     for note in plan.notes:
@@ -222,8 +225,9 @@ class GraphFile:
         return self.metadata.get(PRECISION_KEY, "fp32")
 
 
-def read_graph(path: str | Path) -> GraphFile:
-    """Read and check an exported whole-model graph (CheckpointError when missing, unreadable or foreign)."""
+def read_graph(path: str | Path, signature_of: SignatureReader = vqhps_signature_from_metadata) -> GraphFile:
+    """Read and check an exported graph (CheckpointError when missing, unreadable or foreign). signature_of:
+    (metadata, source) -> the graph's signature, CheckpointError for another kind of graph (default: VQ-HPS)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"ONNX file {path} does not exist")
@@ -235,7 +239,7 @@ def read_graph(path: str | Path) -> GraphFile:
         raise CheckpointError(f"cannot load ONNX graph {path} (truncated or not an ONNX file?): {error}") from error
     content = verify_content_hash(model, str(path))
     metadata = read_metadata(model)
-    return GraphFile(path, data, content, metadata, vqhps_signature_from_metadata(metadata, str(path)))
+    return GraphFile(path, data, content, metadata, signature_of(metadata, str(path)))
 
 
 # --------------------------------------------------------------------------------------------------- run
@@ -335,17 +339,20 @@ class TensorRTEngine(Engine):
     """onnx_path: the fp32 or fp16 graph written by `export_vqhps`. cache_dir: engine cache folder (default
     `default_cache_dir()`). precision: "fp16" (default, None) or "fp32". max_persons: top of the batch profile (default:
     the graph's metadata); opt_persons: the batch TensorRT tunes for (default min(2, max_persons)). device_index:
-    the CUDA device. After activation, `engine_path` and `built` say which cache file runs and whether it was built
-    just now."""
+    the CUDA device. signature_of: reads another graph's signature from its metadata (the detection graphs; default
+    VQ-HPS's); such a graph runs through `infer_arrays`. After activation, `engine_path` and `built` say which cache
+    file runs and whether it was built just now."""
 
     backend = "tensorrt"
     supported_precisions = ("fp32", "fp16")
 
     def __init__(self, onnx_path: str | Path, cache_dir: str | Path | None = None, precision: str | None = None,
                  max_persons: int | None = None, opt_persons: int | None = None, device_index: int = 0,
-                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES):
+                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
+                 signature_of: SignatureReader = vqhps_signature_from_metadata):
         super().__init__()
         self.onnx_path = Path(onnx_path)
+        self.signature_of = signature_of
         self.cache = EngineCache(cache_dir if cache_dir is not None else default_cache_dir())
         self.precision = precision or DEFAULT_PRECISION
         self.precision_reason = "requested" if precision else "TensorRT default"
@@ -369,7 +376,7 @@ class TensorRTEngine(Engine):
         check_precision(self, self.precision)
         trt, cuda = import_tensorrt(), import_pycuda()
         features = TensorRTFeatures.of(trt)
-        graph = read_graph(self.onnx_path)
+        graph = read_graph(self.onnx_path, self.signature_of)
         max_persons = self.requested_max_persons or int(graph.metadata.get(MAX_BATCH_KEY, 1))
         opt_persons = self.opt_persons or min(2, max_persons)
         plan = plan_build(features, graph.precision, self.precision, max_persons, opt_persons, self.workspace_bytes)
@@ -398,8 +405,11 @@ class TensorRTEngine(Engine):
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
 
+        (source,) = graph.signature.inputs
+
         def build() -> bytes:
-            payload, timing = build_serialized_engine(trt, logger, graph.data, plan, self.cache.read_timing_cache(key))
+            payload, timing = build_serialized_engine(trt, logger, graph.data, plan, self.cache.read_timing_cache(key),
+                                                      source.name, tuple(source.shape[1:]))
             self.cache.write_timing_cache(key, timing)
             return payload
 
@@ -437,18 +447,19 @@ class TensorRTEngine(Engine):
 
     # -------------------------------------------------------------------------------------------- inference
 
-    def _infer_batch(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         running = self._running
-        cuda, count = running.cuda, len(crops)
+        cuda, count = running.cuda, len(batch)
+        (spec,) = self.signature.inputs
         running.cuda_context.push()
         try:
-            source = running.buffers[CROPS]
-            source.host[:count] = crops
-            running.execution.set_input_shape(CROPS, (count, *CROP_SHAPE))
+            source = running.buffers[spec.name]
+            source.host[:count] = batch
+            running.execution.set_input_shape(spec.name, (count, *spec.shape[1:]))
             cuda.memcpy_htod_async(source.device, source.host[:count], running.stream)
             if not running.execution.execute(running.stream.handle):
                 raise EngineError(f"TensorRT execution failed at batch {count} (see the TensorRT log)")
-            outputs = {name: buffer for name, buffer in running.buffers.items() if name != CROPS}
+            outputs = {name: buffer for name, buffer in running.buffers.items() if name != spec.name}
             for buffer in outputs.values():
                 cuda.memcpy_dtoh_async(buffer.host[:count], buffer.device, running.stream)
             running.stream.synchronize()
