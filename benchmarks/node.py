@@ -12,7 +12,9 @@ receipt, p50 / p95), frames out per second, the share of images dropped while th
 diagnostics), the node's overhead over `Estimator.process` (the end-to-end p50 of the last frames minus the node's
 p50 of `Estimator.process` over the same number of frames: the callbacks, pairing, decoding, message building, DDS
 transport and any wait behind the previous frame; that wait, decoding and building + publishing are also reported
-alone, from the node's diagnostics), and the node process's CPU use and peak memory. Writes node.json and node.md.
+alone, from the node's diagnostics), and the node process's CPU use and peak memory. First, the same probe against
+`ros_relay.py`, which answers each image at once with a HumanMeshArray of three people: the latency ROS 2 itself
+adds on the machine. Writes node.json and node.md.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ def measure(person_source: str, rate_hz: float, seconds: float, probe: Probe, sp
     latencies = np.array(probe.latencies_s) * 1000
     diagnostics = probe.diagnostics
     dropped = int(diagnostics.get("frames_dropped_busy", 0)) - int(before_diagnostics.get("frames_dropped_busy", 0))
-    estimator_ms = float(diagnostics.get("latency_estimator_p50_ms", "nan"))
+    estimator_ms = float(diagnostics.get("latency_estimator_p50_ms", 0.0))  # 0: the relay, which runs none
     wait_ms, decode_ms, publish_ms = (float(diagnostics.get(f"latency_{stage}_p50_ms", "nan"))
                                       for stage in ("wait", "decode", "publish"))
     p50 = float(np.percentile(latencies, 50)) if len(latencies) else float("nan")
@@ -171,18 +173,39 @@ def measure_node(person_source: str, cache: Path, args, probe: Probe, spin) -> l
         launch.wait(timeout=30)
 
 
+def measure_relay(args, probe: Probe, spin) -> list[dict]:
+    """The floor: `ros_relay.py` (no work, same topics and message sizes) in the node's place, at every rate."""
+    relay = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ros_relay.py"))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(60):
+            spin(0.5)
+            if probe.node.count_publishers("/vqhps_estimator/humans"):
+                break
+        probe.diagnostics = {}
+        return [measure("relay (ROS 2 only)", rate, args.seconds, probe, spin, relay.pid) for rate in args.rates]
+    finally:
+        relay.send_signal(signal.SIGINT)
+        relay.wait(timeout=30)
+
+
 def table(rows: list[dict], cpu: str) -> str:
     lines = ["| persons from | rate | frames out/s | latency p50 / p95 | dropped while busy | estimator p50 "
              "| node overhead p50 | of which wait / decode / build + publish | node CPU | node peak memory |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        share = f" ({100 * row['overhead_share']:.0f} %)" if row["overhead_share"] is not None else ""
+        parts = " / ".join(_shown(row[f"{stage}_p50_ms"]) for stage in ("wait", "decode", "publish"))
         lines.append(f"| {row['person_source']} | {row['rate_hz']:.0f} Hz | {row['throughput_hz']} | "
-                     f"{row['latency_p50_ms']} / "
-                     f"{row['latency_p95_ms']} ms | {100 * row['drop_rate']:.0f} % | {row['estimator_p50_ms']} ms | "
-                     f"{row['overhead_p50_ms']} ms ({100 * (row['overhead_share'] or 0):.0f} %) | "
-                     f"{row['wait_p50_ms']} / {row['decode_p50_ms']} / {row['publish_p50_ms']} ms | "
+                     f"{row['latency_p50_ms']} / {row['latency_p95_ms']} ms | {100 * row['drop_rate']:.0f} % | "
+                     f"{row['estimator_p50_ms']} ms | {row['overhead_p50_ms']} ms{share} | {parts} ms | "
                      f"{row['node_cpu_cores']} cores | {row['node_peak_memory_mb']} MB |")
-    return "\n".join(lines) + f"\n\nBundled model, ONNX Runtime on the CPU: {cpu}; sample bag looped, 1 to 3 people.\n"
+    return "\n".join(lines) + (f"\n\nBundled model, ONNX Runtime on the CPU: {cpu}; sample bag looped, 1 to 3 people. "
+                               "The relay answers each image at once with three people's meshes: ROS 2's own cost.\n")
+
+
+def _shown(value: float) -> str:
+    return "-" if value != value else f"{value}"  # NaN: the relay reports no stages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rates", type=float, nargs="+", default=[15.0, 30.0])
     parser.add_argument("--sources", nargs="+", default=["detections", "builtin"], choices=["detections", "builtin"])
+    parser.add_argument("--no-relay", action="store_true", help="skip the ROS 2 floor (benchmarks/ros_relay.py)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     import rclpy
@@ -206,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=max(0.0, min(0.01, end - time.monotonic())))
 
-    rows = []
+    rows = [] if args.no_relay else measure_relay(args, probe, spin)
     with tempfile.TemporaryDirectory() as cache:
         for source in args.sources:
             rows += measure_node(source, Path(cache), args, probe, spin)

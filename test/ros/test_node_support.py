@@ -104,3 +104,15 @@ def test_frame_outputs_send_the_topology_first_and_limit_the_marker_rate():
     latched = FrameOutputs(messages.rosbags_types(), config.outputs, topology, send_topology=False)
     first = latched.messages(FrameResult(5, "cam", (480, 640), []))
     assert [kind for kind, _ in first] == [HUMANS, MARKERS]  # nobody in the frame: no TF
+
+
+def test_in_turn_builds_each_message_when_the_previous_one_was_taken(monkeypatch):
+    topology = MeshTopology("tri", 3, np.array([[0, 1, 2]]), "", (), 2, 8)
+    outputs = FrameOutputs(messages.rosbags_types(), EstimatorConfig().outputs, topology)
+    built = []
+    real_markers = messages.markers
+    monkeypatch.setattr(messages, "markers", lambda *args, **kwargs: built.append(MARKERS) or real_markers(
+        *args, **kwargs))
+    frames = outputs.in_turn(FrameResult(5, "cam", (480, 640), []))
+    assert [next(frames)[0], next(frames)[0]] == [TOPOLOGY, HUMANS] and built == []  # humans out, markers not built
+    assert next(frames)[0] == MARKERS and built == [MARKERS]

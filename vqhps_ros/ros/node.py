@@ -245,7 +245,7 @@ class EstimatorNode(LifecycleNode):
         result.timings_ms["decode"] = decode_ms
         result.timings_ms["wait"] = waited_ms
         started = time.perf_counter()
-        for kind, message in self.outputs.messages(result):
+        for kind, message in self.outputs.in_turn(result):  # the humans go out before the markers are built
             self.publishers_by_kind[kind].publish(self.types.serialize(message))
         result.timings_ms["publish"] = 1000 * (time.perf_counter() - started)
         self.stats.frame_processed(time.monotonic(), result.timings_ms, len(result.humans), result.skipped)
