@@ -25,10 +25,10 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import InputError
 from .humans import Detection, Frame
 
 ANY_CLASS = "*"
-SOURCES = ("auto", "detections", "builtin", "both", "full_frame")
 
 
 class PersonSource(Protocol):
@@ -121,7 +121,7 @@ class CombinedSource:
     def __init__(self, external: DetectionFilter, builtin: PersonSource, mode: str = "both",
                  merge_iou: float = 0.5, max_persons: int = 8):
         if mode not in ("auto", "both"):
-            raise ValueError(f"CombinedSource mode must be 'auto' or 'both', got {mode!r}")
+            raise InputError(f"CombinedSource mode must be 'auto' or 'both', got {mode!r}")
         self.external = external
         self.builtin = builtin
         self.mode = mode
