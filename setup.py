@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["vqhps_ros", "vqhps_ros.*"]),
     package_data={
-        "vqhps_ros.body": ["assets/*.pkl", "assets/*.md", "assets/*.txt"],
+        "vqhps_ros.body": ["assets/*.pkl", "assets/*.npz", "assets/*.md", "assets/*.txt"],
         "vqhps_ros.models": ["*.pt", "*.json", "*.md"],
         "vqhps_ros.data": ["sample_bag/*.mcap", "sample_bag/*.yaml", "sample_bag/*.npz", "sample_bag/*.md"],
         "vqhps_ros.detect": ["assets/*.tflite", "assets/*.md", "assets/*.txt"],

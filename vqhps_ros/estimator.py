@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import InputError
 from .hps.predict import PersonMesh, crop_people, place_people
-from .humans import Detection, Frame, FrameResult, Human, MeshTopology
+from .humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, Detection, Frame, FrameResult, Human, MeshTopology
 from .persons import DetectionFilter, PersonSource, person_source_from_config
 from .temporal import TemporalTracker
 
@@ -188,8 +188,6 @@ def with_keypoint_set(topology: MeshTopology, source: str) -> MeshTopology:
     """The topology naming the 2D keypoints the persons of `source` (a `persons.source` value) may carry."""
     if source not in ("builtin", "both", "auto"):
         return topology
-    from .detect.keypoints import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES
-
     return replace(topology, keypoint_set=POSE_KEYPOINT_SET, keypoint_names=POSE_LANDMARK_NAMES)
 
 

@@ -20,6 +20,18 @@ H36M_17_BONES = (
 )  # fmt: skip
 
 
+# MediaPipe's 33 pose landmarks, in its order: what the built-in detector's keypoints and the free body's pose
+# landmarks (`body.pose_landmarks`) follow. "left" is the person's left.
+POSE_KEYPOINT_SET = "mediapipe_pose_33"  # the name HumanMesh.keypoint_set and MeshTopology.keypoint_set give them
+POSE_LANDMARK_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class BodyKeypoints:
     """A person's 2D body keypoints and person mask, as a keypoint person source (the built-in detector) saw them.

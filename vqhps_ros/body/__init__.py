@@ -22,8 +22,12 @@ from .joints import (
     load_restricted_pickle,
     load_smpl_regressor,
 )
+from .pose_landmarks import FITTED_LANDMARKS_PATH, free_body_pose_landmarks, prior_pose_landmarks
 
 __all__ = [
+    "FITTED_LANDMARKS_PATH",
+    "free_body_pose_landmarks",
+    "prior_pose_landmarks",
     "ChumpyArray",
     "H36M_17_JOINT_NAMES",
     "H36M_TO_J14",

@@ -25,18 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..humans import BodyKeypoints
+from ..humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, BodyKeypoints
 from .geometry import Roi, apply_affine, box_of_points, clip_box, roi_from_alignment_points
 
-POSE_LANDMARK_NAMES = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)  # fmt: skip
 NUM_BODY_LANDMARKS = len(POSE_LANDMARK_NAMES)
-POSE_KEYPOINT_SET = "mediapipe_pose_33"  # the name HumanMesh.keypoint_set and MeshTopology.keypoint_set give them
 ALIGNMENT_LANDMARKS = (33, 34)
 LANDMARK_INPUT_SIZE = 256
 HEATMAP_KERNEL = 7
