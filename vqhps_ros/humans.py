@@ -30,6 +30,11 @@ POSE_LANDMARK_NAMES = (
     "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
     "left_heel", "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
+# Limbs between them, for drawing (indices into POSE_LANDMARK_NAMES): arms, shoulders and hips, torso sides, legs.
+POSE_LANDMARK_BONES = (
+    (11, 13), (13, 15), (12, 14), (14, 16), (11, 12), (23, 24), (11, 23), (12, 24),
+    (23, 25), (25, 27), (24, 26), (26, 28), (27, 31), (28, 32),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Humans drawn over their image, for a person to look at: shaded meshes, boxes and ids.
+"""Humans drawn over their image, for a person to look at: shaded meshes, boxes, ids, and the keypoints the
+built-in detector found (its limbs as thin lines, each seen keypoint as a dot).
 
 Meshes are rendered with the package's torch rasteriser (`synth.render_meshes`, no OpenGL), so overlays look the
 same in CI, on a laptop and on a robot.
@@ -10,23 +11,37 @@ import cv2
 import numpy as np
 import torch
 
-from .humans import Human
+from .humans import POSE_LANDMARK_BONES, Human
 from .io.messages import track_color
 
 MESH_OPACITY = 0.6
+SEEN = 0.5  # keypoint visibility from which it is drawn
 
 
 def draw_humans(image: np.ndarray, humans: list[Human], intrinsics: np.ndarray, faces: np.ndarray | None
                 ) -> np.ndarray:
-    """image: H x W x 3 uint8 RGB -> a copy with each human's mesh blended in, its box and its id."""
+    """image: H x W x 3 uint8 RGB -> a copy with each human's mesh blended in, its box, its id and its keypoints."""
     canvas = _blend_meshes(image, humans, intrinsics, faces)
     for human in humans:
         color = tuple(int(255 * c) for c in track_color(human.id))
+        if human.keypoints is not None:
+            _draw_keypoints(canvas, human.keypoints.points, human.keypoints.visibility, color)
         x, y, w, h = np.round(human.box).astype(int)
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, 1)
         cv2.putText(canvas, human.id, (x + 2, max(y - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1,
                     cv2.LINE_AA)
     return canvas
+
+
+def _draw_keypoints(canvas: np.ndarray, points: np.ndarray, visibility: np.ndarray, color) -> None:
+    seen = (np.asarray(visibility) >= SEEN) & np.isfinite(points).all(axis=1)
+    pixels = np.round(np.asarray(points)).astype(int)
+    for start, end in POSE_LANDMARK_BONES:
+        if seen[start] and seen[end]:
+            cv2.line(canvas, tuple(pixels[start]), tuple(pixels[end]), color, 1, cv2.LINE_AA)
+    for index in np.flatnonzero(seen):
+        cv2.circle(canvas, tuple(pixels[index]), 3, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(canvas, tuple(pixels[index]), 2, color, -1, cv2.LINE_AA)
 
 
 def _blend_meshes(image: np.ndarray, humans: list[Human], intrinsics, faces) -> np.ndarray:
