@@ -145,19 +145,24 @@ def _robust_fit(pixels: np.ndarray, target: np.ndarray, rounds: int) -> np.ndarr
 
 @dataclass(frozen=True)
 class LandmarkErrors:
-    """Per landmark (33,): how many observations see it, the median distance, the share of distances over
-    WILD_DISTANCE (the model's wild guesses: a limb swapped left for right, a hidden hand) and the x, y offsets'
-    mean and standard deviation between the regressor's projected landmark and the model's, in box heights."""
+    """Per landmark (33,): how many observations see it and their share of all, the median distance, the share of
+    distances over WILD_DISTANCE (the model's wild guesses: a limb swapped left for right, a hidden hand), the
+    spread of the other offsets (standard deviation per axis, x and y pooled), and the x, y offsets' mean and
+    standard deviation, between the regressor's projected landmark and the model's, in box heights."""
 
     seen: np.ndarray
+    seen_share: np.ndarray
     median_distance: np.ndarray
     wild_share: np.ndarray
+    inlier_sd: np.ndarray
     offset_mean: np.ndarray  # (33, 2)
     offset_std: np.ndarray  # (33, 2)
 
     def as_dict(self) -> dict:
-        return {name: {"seen": int(self.seen[row]), "median_distance": round(float(self.median_distance[row]), 4),
+        return {name: {"seen": int(self.seen[row]), "seen_share": round(float(self.seen_share[row]), 4),
+                       "median_distance": round(float(self.median_distance[row]), 4),
                        "wild_share": round(float(self.wild_share[row]), 4),
+                       "inlier_sd": round(float(self.inlier_sd[row]), 4),
                        "offset_mean": np.round(self.offset_mean[row], 4).tolist(),
                        "offset_std": np.round(self.offset_std[row], 4).tolist()}
                 for row, name in enumerate(POSE_LANDMARK_NAMES)}
@@ -169,12 +174,13 @@ def landmark_errors(observations: LandmarkObservations, regressor: JointRegresso
     offsets = (observations.project(regressor(observations.vertices)) - observations.landmarks)
     offsets = offsets / observations.boxes[:, 3, None, None]
     count = len(POSE_LANDMARK_NAMES)
-    median, wild = np.full(count, np.nan), np.full(count, np.nan)
+    median, wild, inlier = np.full(count, np.nan), np.full(count, np.nan), np.full(count, np.nan)
     mean, std = np.full((count, 2), np.nan), np.full((count, 2), np.nan)
     for row in range(count):
         rows = offsets[seen[:, row], row]
         if len(rows):
             distances = np.linalg.norm(rows, axis=1)
             median[row], wild[row] = np.median(distances), np.mean(distances > WILD_DISTANCE)
+            inlier[row] = np.sqrt(np.mean(rows[distances <= WILD_DISTANCE] ** 2))
             mean[row], std[row] = rows.mean(axis=0), rows.std(axis=0)
-    return LandmarkErrors(seen.sum(axis=0), median, wild, mean, std)
+    return LandmarkErrors(seen.sum(axis=0), seen.mean(axis=0), median, wild, inlier, mean, std)
