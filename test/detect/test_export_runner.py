@@ -125,3 +125,19 @@ def test_sessions_spin_unless_told_to_sleep_between_runs(cache_dir):
     options = create_session(graph, threads=1, spinning=False).get_session_options()
     assert options.get_session_config_entry(SPINNING_OPTION) == "0" and options.intra_op_num_threads == 1
     assert create_session(graph).get_session_options().get_session_config_entry(SPINNING_OPTION) == "1"
+
+
+def test_a_runner_that_no_backend_can_start_says_why_each_failed(cache_dir, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name in (
+        "onnxruntime", "tensorrt", "pycuda") else real_find_spec(name, *args))
+
+    def broken(self):
+        raise RuntimeError("no memory for the weights")
+
+    monkeypatch.setattr(DetectionRunner, "_start_pytorch", broken)
+    runner = DetectionRunner(POSE_DETECTOR_GRAPH, "auto", cache_dir=cache_dir)
+    with pytest.raises(EngineError, match="tensorrt and pycuda not installed; onnxruntime not installed; pytorch "
+                                          "failed to start: no memory for the weights"):
+        runner.activate()
+    assert not runner.is_active

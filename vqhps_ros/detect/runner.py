@@ -109,18 +109,19 @@ class DetectionRunner:
 
     def _start(self) -> None:
         candidates = BACKENDS if self.requested_backend == "auto" else (self.requested_backend,)
+        reasons = []
         for backend in candidates:
             reason = self._unavailable(backend)
             if not reason:
                 try:
                     getattr(self, f"_start_{backend}")()
                     return
-                except Exception as error:  # export, onnx, TensorRT and onnxruntime raise their own types
+                except Exception as error:  # export, onnx, TensorRT, onnxruntime and torch raise their own types
                     reason = f"{backend} failed to start: {error}"
-            if self.requested_backend != "auto":
-                raise EngineError(f"{self.graph}: {reason}")
+            reasons.append(reason)
             log = LOG.info if backend == "tensorrt" and "not installed" in reason else LOG.warning
             log("%s: not running on %s (%s)", self.graph, backend, reason)
+        raise EngineError(f"{self.graph}: {'; '.join(reasons)}")
 
     def _unavailable(self, backend: str) -> str:
         """Why `backend` cannot run here ("" when it can)."""
