@@ -369,3 +369,18 @@ def test_from_config_reads_the_persons_and_camera_sections():
     assert pairing.fallback_fov_deg == 70.0
     defaults = FrameAssembler.from_config(load_config(), expect_detections=False)
     assert defaults.fallback_intrinsics is None and defaults.fallback_fov_deg == 0.0
+
+
+def test_a_looping_bag_keeps_what_already_belongs_to_the_new_timeline():
+    pairing = assembler(detection_timeout_s=10.0)
+    for second in (10, 11):
+        pairing.add_camera_info(camera_info(at(second)))
+        pairing.add_detections(detections(at(second)), received_ns=at(0))
+        pairing.add_image(image(at(second)), received_ns=at(0))
+    # the loop starts again: its first camera_info and detections come before its first image
+    pairing.add_camera_info(camera_info(at(1)))
+    assert pairing.add_detections(detections(at(1)), received_ns=at(0.1)) == []  # looks late for now
+    (first,) = pairing.add_image(image(at(1)), received_ns=at(0.1))
+    assert first.stamp_ns == at(1) and len(first.detections) == 1  # paired after all
+    assert first.camera_info is not None and first.camera_info.stamp_ns == at(1)
+    assert pairing.counts == {"time_reset": 1}  # and not counted as late

@@ -11,7 +11,9 @@ Frames therefore leave in stamp order.
 Images are decoded only when `to_frame` is called, so a node that drops stale frames never pays for decoding them.
 
 Time: `received_ns` is the clock the timeout runs on: the node's receive time, or the bag's log time in a replay.
-Stamps going backwards (a looping bag, a simulation reset) clear every buffer, with a warning and a count.
+Stamps going backwards (a looping bag, a simulation reset) clear every buffer, with a warning and a count, except
+what already belongs to the new timeline: a camera_info stamped at or shortly before the new image (within
+`camera_info_max_age`), and detections for the new image or later that came before it (they had looked late).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class FrameAssembler:
         self._camera_info: CameraInfo | None = None
         self._waiting_images: OrderedDict[int, tuple[object, int]] = OrderedDict()  # stamp -> (message, received)
         self._early_detections: OrderedDict[int, tuple[Detection, ...]] = OrderedDict()
+        # detections whose image had gone on without them: kept (bounded) in case the stamps go back to them
+        self._late_detections: OrderedDict[int, tuple[Detection, ...]] = OrderedDict()
         self._last_image_stamp: int | None = None
         self._last_size: tuple[int, int] | None = None
 
@@ -106,7 +110,10 @@ class FrameAssembler:
             image_message, _ = self._waiting_images.pop(stamp)
             return ready + self._older_than(stamp) + [self._assemble(image_message, stamp, detections)]
         if self._last_image_stamp is not None and stamp <= self._last_image_stamp:
-            self.counts["detections_late"] += 1  # its image already went on without it
+            self.counts["detections_late"] += 1  # its image already went on without it (or the stamps went back)
+            self._late_detections[stamp] = detections
+            while len(self._late_detections) > MAX_WAITING:
+                self._late_detections.popitem(last=False)
             return ready
         self._early_detections[stamp] = detections
         while len(self._early_detections) > MAX_WAITING:
@@ -118,7 +125,7 @@ class FrameAssembler:
         """sensor_msgs/Image or CompressedImage -> the frames that are complete now (possibly this one)."""
         stamp = stamp_ns(message.header)
         if self._last_image_stamp is not None and stamp < self._last_image_stamp:
-            self.reset(f"image stamp went back from {self._last_image_stamp} to {stamp} ns")
+            self.reset(f"image stamp went back from {self._last_image_stamp} to {stamp} ns", new_stamp=stamp)
         self._last_image_stamp = stamp
         ready = self.expire(received_ns)
         if not self.expect_detections:
@@ -155,12 +162,23 @@ class FrameAssembler:
         self._waiting_images.clear()
         return ready
 
-    def reset(self, why: str) -> None:
+    def reset(self, why: str, new_stamp: int | None = None) -> None:
+        """Forget the old timeline. new_stamp: the image that started the new one, whose camera_info and detections
+        may have come first (see the module docstring)."""
         LOG.warning("frame assembly reset: %s; waiting images, detections and camera_info are dropped", why)
         self.counts["time_reset"] += 1
         self._waiting_images.clear()
         self._early_detections.clear()
-        self._camera_info = None
+        if new_stamp is not None:
+            recovered = {stamp: found for stamp, found in self._late_detections.items() if stamp >= new_stamp}
+            self._early_detections.update(sorted(recovered.items()))
+            self.counts["detections_late"] -= len(recovered)  # not late after all: the stamps went back to them
+            self.counts += Counter()  # drops a count that fell to zero
+        self._late_detections.clear()
+        info = self._camera_info
+        fresh = (info is not None and new_stamp is not None
+                 and 0 <= new_stamp - info.stamp_ns <= self.camera_info_max_age_ns)
+        self._camera_info = info if fresh else None
         self._last_image_stamp = None
 
     # ----------------------------------------------------------------------------------------------- outputs
