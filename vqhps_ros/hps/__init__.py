@@ -32,6 +32,7 @@ from .crops import (
     warp_crops_cv2,
     warp_crops_torch,
 )
+from .keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
 from .model import VQHPS, HPSOutput
 from .predict import PersonMesh, crop_people, place_people, predict_people
 from .regressor import CROP_SIZE, MeshRegressor, RegressorConfig, RegressorOutput

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..mesh_vq import MeshVQVAE
+from .keypoint_regressor import KeypointMeshRegressor
 from .regressor import CROP_SIZE, POSE_INIT_DIM, MeshRegressor
 from .rotation import rotation_6d_to_matrix
 
@@ -30,12 +31,13 @@ class HPSOutput(NamedTuple):
 
 class VQHPS(nn.Module):
     """The whole network of one person crop: regressor + frozen Mesh-VQ-VAE decoder + optional joint regressor.
+    The regressor reads the crop's pixels (`MeshRegressor`) or its body keypoints (`KeypointMeshRegressor`).
 
     pose_init: (51,) the 17 H36M joints of the T-pose mesh, the regressor's second input (a constant at inference).
     joint_regressor: (J, V) matrix applied to the rotated mesh.
     """
 
-    def __init__(self, regressor: MeshRegressor, mesh_vqvae: MeshVQVAE, pose_init: torch.Tensor,
+    def __init__(self, regressor: MeshRegressor | KeypointMeshRegressor, mesh_vqvae: MeshVQVAE, pose_init: torch.Tensor,
                  joint_regressor: torch.Tensor | None = None, joint_names: tuple[str, ...] = (),
                  faces: np.ndarray | None = None):
         super().__init__()
@@ -68,8 +70,10 @@ class VQHPS(nn.Module):
         self.regressor.transformer.dec_head.official_batching = enabled
 
     def forward(self, crops: torch.Tensor) -> HPSOutput:
-        """crops: (B, 3, 224, 224) ImageNet-normalised RGB."""
-        _check_crops(crops)
+        """crops: (B, 3, 224, 224) ImageNet-normalised RGB, or what the regressor reads instead (a
+        `KeypointMeshRegressor`: (B, 33, 3) keypoints)."""
+        check = getattr(self.regressor, "check_inputs", _check_crops)
+        check(crops)
         pose_init = self.pose_init.to(crops.dtype).expand(crops.shape[0], -1)
         return self.decode_regression(*self.regressor(crops, pose_init))
 
@@ -95,7 +99,7 @@ def _checked_faces(faces, num_vertices: int) -> np.ndarray:
     return faces.astype(np.int64)
 
 
-def _check_compatible(regressor: MeshRegressor, mesh_vqvae: MeshVQVAE) -> None:
+def _check_compatible(regressor: nn.Module, mesh_vqvae: MeshVQVAE) -> None:
     dims = regressor.config.transformer
     if (dims.block_size, dims.dict_size) != (mesh_vqvae.num_tokens, mesh_vqvae.num_embeddings):
         raise InputError(

@@ -1,0 +1,138 @@
+"""Training and measuring a VQ-HPS that reads body keypoints (`hps.KeypointMeshRegressor` in a `VQHPS`).
+
+Data (`keypoint_dataset`): `train.keypoint_data.KeypointSampler` samples (no rendering), their canonical meshes
+tokenised by the model's frozen Mesh-VQ-VAE. Loss per batch, as the image model's official recipe without the
+reprojection term (the crop camera is supervised directly, the keypoints being its input):
+
+    CE(logits, tokens) + rotation_weight * MSE(rotation matrix) + camera_weight * L1(crop camera)
+
+`evaluate_on_renders`: rendered free-body people (`synth.SceneGenerator`, seeds of one's choice), the built-in
+detector's landmark model on each well-seen person (ROI around the true box, as tracking gives it), its keypoints
+normalised into the crop of the true box, the model's mesh against the rendered one: the official MPJPE,
+PA-MPJPE, PVE and PA-PVE (`metrics.evaluate_meshes`, millimetres), beside an image model on the same crops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..hps.crops import crop_geometry_from_boxes, crop_people_cv2, crop_to_normalized
+from ..hps.model import VQHPS
+from ..hps.rotation import rotation_6d_to_matrix
+from ..metrics import evaluate_meshes
+from .keypoint_data import KeypointSampler
+
+LOG = logging.getLogger(__name__)
+
+
+def keypoint_dataset(sampler: KeypointSampler, model: VQHPS, count: int, seed: int, chunk: int = 512
+                     ) -> dict[str, torch.Tensor]:
+    """`count` samples with their tokens: keypoints, tokens, rotation, crop_camera (tensors, CPU)."""
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list] = {"keypoints": [], "tokens": [], "rotation": [], "crop_camera": []}
+    for start in range(0, count, chunk):
+        samples = sampler.sample(rng, min(chunk, count - start))
+        with torch.no_grad():
+            tokens = model.mesh_vqvae.encode(torch.from_numpy(samples.canonical_vertices).float())
+        parts["keypoints"].append(torch.from_numpy(samples.keypoints))
+        parts["tokens"].append(tokens)
+        parts["rotation"].append(torch.from_numpy(samples.rotation).float())
+        parts["crop_camera"].append(torch.from_numpy(samples.crop_camera).float())
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
+@dataclass(frozen=True)
+class KeypointTraining:
+    steps: int = 6000
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-3
+    rotation_weight: float = 1.0
+    camera_weight: float = 1.0
+    seed: int = 0
+    log_every: int = 500
+
+
+def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: KeypointTraining = KeypointTraining()
+                       ) -> list[dict]:  # noqa: B008 (frozen)
+    """Train the regressor in place (the Mesh-VQ-VAE stays frozen); returns the logged losses."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    regressor = model.regressor
+    optimizer = torch.optim.AdamW(regressor.parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=settings.steps)
+    pose_init = model.pose_init.expand(settings.batch_size, -1)
+    count, history, started = len(data["tokens"]), [], time.perf_counter()
+    regressor.train()
+    for step in range(1, settings.steps + 1):
+        batch = torch.randint(count, (settings.batch_size,), generator=generator)
+        logits, rot6d, cam = regressor(data["keypoints"][batch], pose_init)
+        token_loss = F.cross_entropy(logits.flatten(0, 1), data["tokens"][batch].flatten())
+        rotation_loss = F.mse_loss(rotation_6d_to_matrix(rot6d), data["rotation"][batch])
+        camera_loss = F.l1_loss(cam, data["crop_camera"][batch])
+        loss = token_loss + settings.rotation_weight * rotation_loss + settings.camera_weight * camera_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % settings.log_every == 0 or step == settings.steps:
+            entry = {"step": step, "tokens": token_loss.item(), "rotation": rotation_loss.item(),
+                     "camera": camera_loss.item(), "seconds": round(time.perf_counter() - started, 1)}
+            history.append(entry)
+            LOG.info("keypoint VQ-HPS %s", entry)
+    regressor.eval()
+    return history
+
+
+def evaluate_on_renders(model: VQHPS, seed: int, num_frames: int, image_model: VQHPS | None = None,
+                        landmarker=None) -> dict:
+    """See the module docstring: per model, the mean errors in mm over the rendered people, and their count."""
+    from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, Roi, crop_roi, person_keypoints
+    from ..detect.keypoints import LANDMARK_INPUT_SIZE
+    from ..synth.scene import SceneGenerator
+    from .landmark_calibration import ROI_SCALE, SEEN
+
+    rng = np.random.default_rng(seed)
+    generator = SceneGenerator()
+    landmarker = (landmarker or DetectionRunner(POSE_LANDMARK_GRAPH, "auto")).activate()
+    predicted: dict[str, list] = {"keypoint model": [], "image model": []}
+    truth = []
+    for _ in range(num_frames):
+        frame = generator.random_frame(rng)
+        people = [person for person in frame.people if person.box[3] >= 100 and person.visible_fraction >= 0.5]
+        if not people:
+            continue
+        boxes = np.stack([person.box for person in people])
+        regions = [Roi((x + w / 2, y + h / 2), ROI_SCALE * max(w, h)) for x, y, w, h in boxes]
+        crops = np.stack([crop_roi(frame.image, region, LANDMARK_INPUT_SIZE) for region in regions])
+        outputs = landmarker.infer(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
+        geometry = crop_geometry_from_boxes(boxes)
+        keypoints = []
+        for index, region in enumerate(regions):
+            found = person_keypoints(outputs["landmarks"][index], float(outputs["pose_presence"][index]),
+                                     outputs["segmentation"][index], outputs["heatmaps"][index],
+                                     outputs["world_landmarks"][index], region, frame.image.shape[:2])
+            affine = geometry.crop_from_image[index]
+            crop = found.keypoints[:, :2] @ affine[:, :2].T + affine[:, 2]
+            seen = (found.visibility >= SEEN) & (found.presence >= SEEN)
+            keypoints.append(np.concatenate([np.where(seen[:, None], crop_to_normalized(crop), 0.0),
+                                             seen[:, None]], axis=1))
+        with torch.no_grad():
+            predicted["keypoint model"].append(model(torch.tensor(np.stack(keypoints), dtype=torch.float32)).verts)
+            if image_model is not None:
+                images = crop_people_cv2(frame.image, boxes).images
+                predicted["image model"].append(image_model(torch.from_numpy(images)).verts)
+        truth += [person.vertices_camera for person in people]
+    gt = np.stack(truth).astype(np.float64)
+    report = {"people": len(gt)}
+    for name, parts in predicted.items():
+        if parts:
+            errors = evaluate_meshes(torch.cat(parts).numpy().astype(np.float64), gt, model.joint_regressor.numpy())
+            report[name] = {key: round(float(values.mean()), 1) for key, values in errors.items()}
+    return report
