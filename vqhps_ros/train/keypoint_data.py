@@ -28,8 +28,8 @@ from scipy.spatial.transform import Rotation
 from ..body.joints import JointRegressor
 from ..body.pose_landmarks import free_body_pose_landmarks, landmark_info
 from ..errors import InputError
-from ..hps.camera import fit_weak_perspective
-from ..hps.crops import crop_geometry_from_boxes, crop_to_normalized
+from ..hps.camera import fit_weak_perspective, project_points
+from ..hps.crops import apply_affines, crop_geometry_from_boxes, crop_to_normalized
 from ..humans import POSE_LANDMARK_NAMES
 from ..synth.appearance import sample_betas
 from ..synth.poses import sample_poses
@@ -130,15 +130,14 @@ class KeypointSampler:
         intrinsics = self._intrinsics(rng, count)
         translation = self._positions(rng, count, intrinsics)
         camera_vertices = np.einsum("nij,nvj->nvi", rotation, canonical) + translation[:, None, :]
-        pixels = _project(camera_vertices, intrinsics)
-        landmarks = _project(self.landmarks(camera_vertices), intrinsics)
+        pixels = project_points(camera_vertices, intrinsics)
+        landmarks = project_points(self.landmarks(camera_vertices), intrinsics)
         cut = self._cuts(rng, pixels)
         boxes, usable = self._boxes(pixels, cut)
         keep = np.flatnonzero(usable)
         geometry = crop_geometry_from_boxes(boxes[keep])
         keypoints = self._noisy_keypoints(rng, landmarks[keep], boxes[keep], cut[keep], geometry.crop_from_image)
-        crop_points = crop_to_normalized(np.einsum("nij,nvj->nvi", geometry.crop_from_image[:, :, :2],
-                                                   pixels[keep]) + geometry.crop_from_image[:, None, :, 2])
+        crop_points = crop_to_normalized(apply_affines(geometry.crop_from_image, pixels[keep]))
         rotated = camera_vertices[keep] - translation[keep, None, :]
         return KeypointSamples(keypoints, canonical[keep].astype(np.float32), rotation[keep],
                                fit_weak_perspective(rotated, crop_points), boxes[keep], intrinsics[keep],
@@ -202,11 +201,6 @@ class KeypointSampler:
         in_view = ((landmarks[..., 0] >= 0) & (landmarks[..., 0] <= width - 1) & (landmarks[..., 1] >= 0)
                    & (landmarks[..., 1] <= np.minimum(cut, height - 1.0)[:, None]))
         seen = in_view & (rng.uniform(size=(count, NUM_LANDMARKS)) < noise.seen_share)
-        crop = np.einsum("nij,nkj->nki", crop_from_image[:, :, :2], points) + crop_from_image[:, None, :, 2]
-        normalized = np.where(seen[..., None], crop_to_normalized(crop), 0.0)
+        normalized = np.where(seen[..., None], crop_to_normalized(apply_affines(crop_from_image, points)), 0.0)
         return np.concatenate([normalized, seen[..., None].astype(np.float64)], axis=2).astype(np.float32)
 
-
-def _project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    projected = np.einsum("nij,npj->npi", intrinsics, points)
-    return projected[..., :2] / projected[..., 2:3]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..hps.crops import crop_geometry_from_boxes, crop_people_cv2, crop_to_normalized
+from ..hps.crops import apply_affines, crop_geometry_from_boxes, crop_people_cv2, crop_to_normalized
 from ..hps.model import VQHPS
 from ..hps.rotation import rotation_6d_to_matrix
 from ..metrics import evaluate_meshes
@@ -93,10 +93,9 @@ def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: Ke
 def evaluate_on_renders(model: VQHPS, seed: int, num_frames: int, image_model: VQHPS | None = None,
                         landmarker=None) -> dict:
     """See the module docstring: per model, the mean errors in mm over the rendered people, and their count."""
-    from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, Roi, crop_roi, person_keypoints
-    from ..detect.keypoints import LANDMARK_INPUT_SIZE
+    from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner
     from ..synth.scene import SceneGenerator
-    from .landmark_calibration import ROI_SCALE, SEEN
+    from .landmark_calibration import SEEN, observed_people
 
     rng = np.random.default_rng(seed)
     generator = SceneGenerator()
@@ -105,30 +104,21 @@ def evaluate_on_renders(model: VQHPS, seed: int, num_frames: int, image_model: V
     truth = []
     for _ in range(num_frames):
         frame = generator.random_frame(rng)
-        people = [person for person in frame.people if person.box[3] >= 100 and person.visible_fraction >= 0.5]
-        if not people:
+        observed = observed_people(frame, landmarker)
+        if not observed:
             continue
-        boxes = np.stack([person.box for person in people])
-        regions = [Roi((x + w / 2, y + h / 2), ROI_SCALE * max(w, h)) for x, y, w, h in boxes]
-        crops = np.stack([crop_roi(frame.image, region, LANDMARK_INPUT_SIZE) for region in regions])
-        outputs = landmarker.infer(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
-        geometry = crop_geometry_from_boxes(boxes)
-        keypoints = []
-        for index, region in enumerate(regions):
-            found = person_keypoints(outputs["landmarks"][index], float(outputs["pose_presence"][index]),
-                                     outputs["segmentation"][index], outputs["heatmaps"][index],
-                                     outputs["world_landmarks"][index], region, frame.image.shape[:2])
-            affine = geometry.crop_from_image[index]
-            crop = found.keypoints[:, :2] @ affine[:, :2].T + affine[:, 2]
-            seen = (found.visibility >= SEEN) & (found.presence >= SEEN)
-            keypoints.append(np.concatenate([np.where(seen[:, None], crop_to_normalized(crop), 0.0),
-                                             seen[:, None]], axis=1))
+        boxes = np.stack([person.box for person, _ in observed])
+        found = [keypoints for _, keypoints in observed]
+        crop = crop_to_normalized(apply_affines(crop_geometry_from_boxes(boxes).crop_from_image,
+                                                np.stack([keypoints.keypoints[:, :2] for keypoints in found])))
+        seen = np.stack([(keypoints.visibility >= SEEN) & (keypoints.presence >= SEEN) for keypoints in found])
+        inputs = np.concatenate([np.where(seen[..., None], crop, 0.0), seen[..., None]], axis=2)
         with torch.no_grad():
-            predicted["keypoint model"].append(model(torch.tensor(np.stack(keypoints), dtype=torch.float32)).verts)
+            predicted["keypoint model"].append(model(torch.tensor(inputs, dtype=torch.float32)).verts)
             if image_model is not None:
                 images = crop_people_cv2(frame.image, boxes).images
                 predicted["image model"].append(image_model(torch.from_numpy(images)).verts)
-        truth += [person.vertices_camera for person in people]
+        truth += [person.vertices_camera for person, _ in observed]
     gt = np.stack(truth).astype(np.float64)
     report = {"people": len(gt)}
     for name, parts in predicted.items():

@@ -25,11 +25,14 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..body.joints import JointRegressor
-from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, Roi, crop_roi, person_keypoints
+from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, PersonKeypoints, Roi, crop_roi, person_keypoints
 from ..detect.keypoints import LANDMARK_INPUT_SIZE
+from ..hps.camera import project_points
 from ..humans import POSE_LANDMARK_NAMES
-from ..synth.scene import SceneGenerator, SceneSettings
+from ..synth.scene import PersonTruth, SceneGenerator, SceneSettings, SyntheticFrame
 
+MIN_HEIGHT = 100.0  # pixels: the people observed are at least this tall ...
+MIN_VISIBLE = 0.5  # ... and this visible (`PersonTruth.visible_fraction`)
 ROI_SCALE = 1.25  # the landmark model's square: this times the true box's longer side, centred on the box
 SEEN = 0.5  # visibility and presence from which the model's landmark counts as seen
 WILD_DISTANCE = 0.1  # box heights: a landmark this far from the truth is a wrong guess, not noise
@@ -64,13 +67,11 @@ class LandmarkObservations:
 
     def project(self, points: np.ndarray, people: np.ndarray | None = None) -> np.ndarray:
         """(n, P, 3) camera-frame points of each person (of `people`, default all) -> (n, P, 2) pixels."""
-        intrinsics = self.intrinsics if people is None else self.intrinsics[people]
-        projected = np.einsum("nij,npj->npi", intrinsics, points)
-        return projected[..., :2] / projected[..., 2:3]
+        return project_points(points, self.intrinsics if people is None else self.intrinsics[people])
 
 
 def observe_landmarks(seed: int, num_frames: int, landmarker: DetectionRunner | None = None,
-                      min_height: float = 100.0, min_visible: float = 0.5,
+                      min_height: float = MIN_HEIGHT, min_visible: float = MIN_VISIBLE,
                       settings: SceneSettings | None = None) -> LandmarkObservations:
     """Render `num_frames` random scenes from `seed` and run the landmark model on their well-seen people."""
     rng = np.random.default_rng(seed)
@@ -79,24 +80,30 @@ def observe_landmarks(seed: int, num_frames: int, landmarker: DetectionRunner | 
     records: dict[str, list] = {key: [] for key in LandmarkObservations.__dataclass_fields__}
     for _ in range(num_frames):
         frame = generator.random_frame(rng, settings or SceneSettings())
-        people = [person for person in frame.people
-                  if person.box[3] >= min_height and person.visible_fraction >= min_visible]
-        if not people:
-            continue
-        regions = [Roi((person.box[0] + person.box[2] / 2, person.box[1] + person.box[3] / 2),
-                       ROI_SCALE * max(person.box[2], person.box[3])) for person in people]
-        crops = np.stack([crop_roi(frame.image, region, LANDMARK_INPUT_SIZE) for region in regions])
-        outputs = landmarker.infer(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
-        for index, (person, region) in enumerate(zip(people, regions, strict=True)):
-            found = person_keypoints(outputs["landmarks"][index], float(outputs["pose_presence"][index]),
-                                     outputs["segmentation"][index], outputs["heatmaps"][index],
-                                     outputs["world_landmarks"][index], region, frame.image.shape[:2])
+        for person, found in observed_people(frame, landmarker, min_height, min_visible):
             for key, value in (("vertices", person.vertices_camera), ("intrinsics", frame.camera.intrinsics),
                                ("boxes", person.box), ("image_sizes", frame.image.shape[:2]),
                                ("landmarks", found.keypoints[:, :2]), ("visibility", found.visibility),
                                ("presence", found.presence), ("pose_scores", found.score)):
                 records[key].append(np.asarray(value, dtype=np.float64))
     return LandmarkObservations(**{key: np.stack(values) for key, values in records.items()})
+
+
+def observed_people(frame: SyntheticFrame, landmarker: DetectionRunner, min_height: float = MIN_HEIGHT,
+                    min_visible: float = MIN_VISIBLE) -> list[tuple[PersonTruth, PersonKeypoints]]:
+    """The frame's people at least `min_height` pixels tall and `min_visible` visible, each with what the landmark
+    model (active) makes of a square of ROI_SCALE times the true box's longer side around it."""
+    people = [person for person in frame.people
+              if person.box[3] >= min_height and person.visible_fraction >= min_visible]
+    if not people:
+        return []
+    regions = [Roi((x + w / 2, y + h / 2), ROI_SCALE * max(w, h)) for x, y, w, h in (p.box for p in people)]
+    crops = np.stack([crop_roi(frame.image, region, LANDMARK_INPUT_SIZE) for region in regions])
+    outputs = landmarker.infer(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
+    return [(person, person_keypoints(outputs["landmarks"][index], float(outputs["pose_presence"][index]),
+                                      outputs["segmentation"][index], outputs["heatmaps"][index],
+                                      outputs["world_landmarks"][index], region, frame.image.shape[:2]))
+            for index, (person, region) in enumerate(zip(people, regions, strict=True))]
 
 
 def fit_landmark_weights(observations: LandmarkObservations, prior: JointRegressor, rest_vertices: np.ndarray,
