@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, EngineError, InputError
+from ..runtime.base import empty_outputs
 from ..runtime.onnx_meta import GRAPH_KEY
 from ..runtime.onnx_runtime import check_session_signature, create_session
 from .export import cached_graph_path, load_graph_module
@@ -102,7 +103,7 @@ class DetectionRunner:
             if self._run is None:
                 raise EngineError(f"the {self.graph} runner is not active: call activate() first")
             if len(batch) == 0:
-                return {out.name: np.zeros([0, *out.shape[1:]], dtype=out.dtype) for out in self.signature.outputs}
+                return empty_outputs(self.signature)
             return dict(zip(self.signature.output_names, self._run(batch), strict=True))
 
     # ------------------------------------------------------------------------------------------------ backends
@@ -128,13 +129,10 @@ class DetectionRunner:
         if backend == "pytorch":
             return ""
         if backend == "tensorrt":
-            missing = [module for module in ("tensorrt", "pycuda") if importlib.util.find_spec(module) is None]
-            if missing:
-                return f"{' and '.join(missing)} not installed"
-            from ..runtime.factory import cuda_device_count
+            from ..runtime.factory import tensorrt_unavailable_reason
 
-            if cuda_device_count() == 0:
-                return "no CUDA device"
+            if reason := tensorrt_unavailable_reason():
+                return reason
         elif importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime not installed"
         if self.onnx_path is None and importlib.util.find_spec("onnx") is None:

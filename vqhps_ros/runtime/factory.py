@@ -165,17 +165,20 @@ def _unavailable_reason(name: str, precision: str | None, options: dict) -> str:
     if precision is not None and precision not in engine_class(name).supported_precisions:
         return f"it does not run {precision}"
     if name == "tensorrt":
-        if options["onnx_path"] is None:
-            return "no ONNX graph given"
-        missing = [module for module in ("tensorrt", "pycuda") if importlib.util.find_spec(module) is None]
-        if missing:
-            return f"{' and '.join(missing)} not installed"
-        return "" if cuda_device_count() > 0 else "no CUDA device"
+        return "no ONNX graph given" if options["onnx_path"] is None else tensorrt_unavailable_reason()
     if name == "onnxruntime":
         if options["onnx_path"] is None:
             return "no ONNX graph given"
         return "" if importlib.util.find_spec("onnxruntime") is not None else "onnxruntime not installed"
     return "" if options["model"] is not None else "no PyTorch model given"
+
+
+def tensorrt_unavailable_reason() -> str:
+    """Why TensorRT cannot run here ("" when tensorrt and pycuda import and a CUDA device is present)."""
+    missing = [module for module in ("tensorrt", "pycuda") if importlib.util.find_spec(module) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed"
+    return "" if cuda_device_count() > 0 else "no CUDA device"
 
 
 def cuda_device_count() -> int:
