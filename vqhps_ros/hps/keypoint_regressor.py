@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..humans import POSE_LANDMARK_NAMES
-from .regressor import POSE_INIT_DIM, RegressorOutput
+from .regressor import POSE_INIT_DIM, RegressorOutput, config_from_dict
 from .transformer import Transformer, TransformerDims
 
 NUM_KEYPOINTS = len(POSE_LANDMARK_NAMES)
@@ -43,13 +43,7 @@ class KeypointRegressorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> KeypointRegressorConfig:
-        data = dict(data)
-        if unknown := set(data) - set(cls.__dataclass_fields__):
-            raise InputError(f"unknown keypoint regressor keys {sorted(unknown)}; known: "
-                             f"{sorted(cls.__dataclass_fields__)}")
-        if isinstance(data.get("transformer"), dict):
-            data["transformer"] = TransformerDims(**data["transformer"])
-        return cls(**data)
+        return config_from_dict(cls, data, "keypoint regressor configuration")
 
 
 class KeypointMeshRegressor(nn.Module):

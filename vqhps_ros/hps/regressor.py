@@ -36,17 +36,22 @@ class RegressorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RegressorConfig:
-        data = dict(data)
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise InputError(f"unknown regressor configuration keys {sorted(unknown)}; known: {sorted(known)}")
-        if isinstance(data.get("transformer"), dict):
-            data["transformer"] = TransformerDims(**data["transformer"])
-        return cls(**data)
+        return config_from_dict(cls, data, "regressor configuration")
 
     def with_official_batching(self, enabled: bool) -> RegressorConfig:
         return replace(self, official_batching=enabled)
+
+
+def config_from_dict(cls, data: dict, what: str):
+    """A regressor configuration dataclass from its `to_dict()` (the transformer's dimensions as a nested dict);
+    InputError naming unknown keys."""
+    data = dict(data)
+    known = set(cls.__dataclass_fields__)
+    if unknown := set(data) - known:
+        raise InputError(f"unknown {what} keys {sorted(unknown)}; known: {sorted(known)}")
+    if isinstance(data.get("transformer"), dict):
+        data["transformer"] = TransformerDims(**data["transformer"])
+    return cls(**data)
 
 
 class RegressorOutput(NamedTuple):
