@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, BodyKeypoints
-from .geometry import Roi, apply_affine, box_of_points, clip_box, roi_from_alignment_points
+from .geometry import Roi, apply_affine, box_of_points, clip_box, crop_roi, roi_from_alignment_points
 
 NUM_BODY_LANDMARKS = len(POSE_LANDMARK_NAMES)
 ALIGNMENT_LANDMARKS = (33, 34)
@@ -136,6 +136,20 @@ def person_keypoints(landmarks: np.ndarray, pose_presence: float, segmentation: 
         box=body_box(keypoints, presence, probability, roi, image_size),
         track_id=track_id,
     )
+
+
+def landmark_model_input(image: np.ndarray, rois: list[Roi]) -> np.ndarray:
+    """(N, 3, 256, 256) float32 in [0, 1]: the landmark model's crops of `rois` in an RGB uint8 image."""
+    crops = np.stack([crop_roi(image, roi, LANDMARK_INPUT_SIZE) for roi in rois])
+    return crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+
+
+def batch_person_keypoints(outputs: dict[str, np.ndarray], index: int, roi: Roi, image_size: tuple[int, int],
+                           detection_score: float = 0.0, track_id: int = 0) -> PersonKeypoints:
+    """`person_keypoints` of row `index` of a landmark-model batch (`DetectionRunner.infer` outputs)."""
+    return person_keypoints(outputs["landmarks"][index], float(outputs["pose_presence"][index]),
+                            outputs["segmentation"][index], outputs["heatmaps"][index],
+                            outputs["world_landmarks"][index], roi, image_size, detection_score, track_id)
 
 
 def rotate_world(world: np.ndarray, rotation: float) -> np.ndarray:

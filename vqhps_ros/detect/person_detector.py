@@ -36,7 +36,13 @@ from ..errors import InputError
 from ..humans import Detection, Frame
 from .anchors import DETECTOR_INPUT_SIZE, MIN_SCORE, NMS_IOU, scored_candidates, ssd_anchor_centers, weighted_nms
 from .geometry import Roi, apply_affine, crop_roi, full_image_roi, roi_from_alignment_points, zoom_tiles
-from .keypoints import LANDMARK_INPUT_SIZE, PersonKeypoints, body_keypoints, person_keypoints
+from .keypoints import (
+    LANDMARK_INPUT_SIZE,
+    PersonKeypoints,
+    batch_person_keypoints,
+    body_keypoints,
+    landmark_model_input,
+)
 from .runner import DetectionRunner
 from .signatures import POSE_DETECTOR_GRAPH, POSE_LANDMARK_GRAPH
 
@@ -244,13 +250,10 @@ class BuiltinPersonDetector:
     def _landmarks(self, image: np.ndarray, candidates: list[Candidate]) -> list[PersonKeypoints]:
         if not candidates:
             return []
-        crops = np.stack([crop_roi(image, candidate.roi, LANDMARK_INPUT_SIZE) for candidate in candidates])
-        outputs = self.landmarker.activate().infer(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
+        outputs = self.landmarker.activate().infer(landmark_model_input(image, [c.roi for c in candidates]))
         self.landmark_runs += len(candidates)
-        return [person_keypoints(outputs["landmarks"][index], float(outputs["pose_presence"][index]),
-                                 outputs["segmentation"][index], outputs["heatmaps"][index],
-                                 outputs["world_landmarks"][index], candidate.roi, image.shape[:2],
-                                 candidate.detection_score, candidate.track_id)
+        return [batch_person_keypoints(outputs, index, candidate.roi, image.shape[:2], candidate.detection_score,
+                                       candidate.track_id)
                 for index, candidate in enumerate(candidates)]
 
     def _confirmed(self, people: list[PersonKeypoints], skipped: Counter) -> list[PersonKeypoints]:

@@ -25,8 +25,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..body.joints import JointRegressor
-from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, PersonKeypoints, Roi, crop_roi, person_keypoints
-from ..detect.keypoints import LANDMARK_INPUT_SIZE
+from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, PersonKeypoints, Roi
+from ..detect.keypoints import batch_person_keypoints, landmark_model_input
 from ..hps.camera import project_points
 from ..humans import POSE_LANDMARK_NAMES
 from ..synth.scene import PersonTruth, SceneGenerator, SceneSettings, SyntheticFrame
@@ -98,11 +98,8 @@ def observed_people(frame: SyntheticFrame, landmarker: DetectionRunner, min_heig
     if not people:
         return []
     regions = [Roi((x + w / 2, y + h / 2), ROI_SCALE * max(w, h)) for x, y, w, h in (p.box for p in people)]
-    crops = np.stack([crop_roi(frame.image, region, LANDMARK_INPUT_SIZE) for region in regions])
-    outputs = landmarker.infer(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
-    return [(person, person_keypoints(outputs["landmarks"][index], float(outputs["pose_presence"][index]),
-                                      outputs["segmentation"][index], outputs["heatmaps"][index],
-                                      outputs["world_landmarks"][index], region, frame.image.shape[:2]))
+    outputs = landmarker.infer(landmark_model_input(frame.image, regions))
+    return [(person, batch_person_keypoints(outputs, index, region, frame.image.shape[:2]))
             for index, (person, region) in enumerate(zip(people, regions, strict=True))]
 
 
