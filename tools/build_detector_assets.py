@@ -10,13 +10,16 @@ before anything is written; a mismatch writes nothing):
 
 - `pose_detection.tflite`: mediapipe/modules/pose_detection/pose_detection.tflite (BlazePose person detector)
 - `pose_landmark_full.tflite`: mediapipe/modules/pose_landmark/pose_landmark_full.tflite (full landmark model)
+- `selfie_segmentation.tflite`: mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite (general selfie
+  segmentation model, the independent person mask of `vqhps_ros.detect.person_mask`)
 - `LICENSE-Apache-2.0.txt`: the wheel's licence (mediapipe-0.10.21.dist-info/LICENSE, Apache License 2.0)
 
 `NOTICE.md` beside them is written by hand (origin, licence, what the package does with the files).
 
 0.10.21 is the last mediapipe release whose wheels hold these models (later wheels download them at run time);
 every platform's wheel of that release holds the same files, so any one serves (pip picks this machine's). The
-`lite` and `heavy` landmark models are not in the wheel. Nothing here is needed at run time.
+`lite` and `heavy` landmark models are not in the wheel; the landscape selfie model is, and is not shipped. Nothing
+here is needed at run time.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ ASSETS = (
           "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c"),
     Asset("pose_landmark_full.tflite", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite", 6_440_512,
           "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f"),
+    Asset("selfie_segmentation.tflite", "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite", 249_505,
+          "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"),
     Asset("LICENSE-Apache-2.0.txt", f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE", 12_331,
           "8707eef0533987efc5b155d64761eeb6e20793f50b9bd1a68dad1cf4719d0ed8"),
 )

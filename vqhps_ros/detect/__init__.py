@@ -1,9 +1,11 @@
 """Person detection and body keypoints: mediapipe's pose detector and full pose landmark model as PyTorch modules.
 
-The networks' weights are read from the two .tflite files shipped in `assets/` (mediapipe 0.10.21, Apache-2.0);
+The networks' weights are read from the .tflite files shipped in `assets/` (mediapipe 0.10.21, Apache-2.0);
 `tools/build_detector_assets.py` rebuilds them from the wheel. They run on ONNX Runtime or PyTorch
 (`DetectionRunner`), exported through the package's ONNX path. `BuiltinPersonDetector` is the person source built
-on them (multi-person detection, keypoints, tracking by keypoints); see docs/detect.md.
+on them (multi-person detection, keypoints, tracking by keypoints); see docs/detect.md. `SelfieSegmenter`
+(mediapipe's selfie segmentation network, PyTorch) gives an independent person mask of a whole image, to check
+rendered meshes against.
 
 Importing this package needs neither `tflite` (imported when a .tflite file is read) nor ONNX Runtime.
 """
@@ -23,12 +25,16 @@ from .keypoints import (
 from .networks import (
     POSE_DETECTOR_FILE,
     POSE_LANDMARK_FILE,
+    SELFIE_SEGMENTATION_FILE,
     PoseDetectorNet,
     PoseLandmarkNet,
+    SelfieSegmentationNet,
     load_pose_detector,
     load_pose_landmarker,
+    load_selfie_segmenter,
 )
 from .person_detector import BuiltinPersonDetector, DetectorSettings
+from .person_mask import SelfieSegmenter
 from .runner import DetectionRunner
 from .signatures import POSE_DETECTOR_GRAPH, POSE_LANDMARK_GRAPH, pose_detector_signature, pose_landmark_signature
 
@@ -39,6 +45,7 @@ __all__ = [
     "POSE_LANDMARK_FILE",
     "POSE_LANDMARK_GRAPH",
     "POSE_LANDMARK_NAMES",
+    "SELFIE_SEGMENTATION_FILE",
     "BoxCounts",
     "BuiltinPersonDetector",
     "DetectionRunner",
@@ -48,6 +55,8 @@ __all__ = [
     "PoseLandmarkNet",
     "RawDetection",
     "Roi",
+    "SelfieSegmentationNet",
+    "SelfieSegmenter",
     "body_keypoints",
     "cached_graph_path",
     "counted_people",
@@ -59,6 +68,7 @@ __all__ = [
     "full_image_roi",
     "load_pose_detector",
     "load_pose_landmarker",
+    "load_selfie_segmenter",
     "match_boxes",
     "person_keypoints",
     "pose_detector_signature",

@@ -6,9 +6,10 @@ layout: 4-D tensors are NHWC in the file, and each operation that depends on the
 image axes, a concatenation) reads the file's axis order. Constant zero paddings that feed only convolutions are
 folded into those convolutions (the same numbers, fewer operations).
 
-Only the operations of mediapipe's pose networks are built (`OPERATION_BUILDERS`); any other is an error that names
-it. Every module here exports to ONNX operators that TensorRT 8.6 parses (Conv, Add, Clip, Relu, Pad, MaxPool,
-Resize, Sigmoid, Reshape, Transpose, Concat).
+Only the operations of mediapipe's pose networks and selfie segmentation network are built (`OPERATION_BUILDERS`,
+MediaPipe's custom Convolution2DTransposeBias included); any other is an error that names it. Every module here
+exports to ONNX operators that TensorRT 8.6 parses (Conv, ConvTranspose, Add, Mul, Div, Clip, Relu, Pad, MaxPool,
+AveragePool, Resize, Sigmoid, Reshape, Transpose, Concat, Slice).
 """
 
 from __future__ import annotations
@@ -125,6 +126,71 @@ class MaxPool(nn.Module):
         return self.activation(self.pool(x))
 
 
+class AveragePool(nn.Module):
+    """AVERAGE_POOL_2D with its fused activation. TensorFlow Lite averages over the window's pixels inside the
+    input: SAME padding adds no zeros to the mean. PyTorch's avg_pool2d pads only symmetrically, and TensorFlow's
+    SAME padding may put one more row or column after, so the input is zero-padded explicitly and the mean divided
+    by the inside fraction of each window, a constant of the file's input size."""
+
+    def __init__(self, options: dict, in_shape: tuple[int, ...]):
+        super().__init__()
+        _, height, width, _ = in_shape
+        self.kernel = (options["filter_h"], options["filter_w"])
+        self.stride = (options["stride_h"], options["stride_w"])
+        if options["padding"] == SAME:
+            top, bottom = tf_same_padding(height, self.kernel[0], self.stride[0])
+            left, right = tf_same_padding(width, self.kernel[1], self.stride[1])
+        else:
+            top = bottom = left = right = 0
+        self.pad = (left, right, top, bottom) if any((left, right, top, bottom)) else None
+        inside_fraction = torch.ones(1, 1, height, width)
+        if self.pad is not None:
+            inside_fraction = F.avg_pool2d(F.pad(inside_fraction, self.pad), self.kernel, self.stride)
+        self.register_buffer("inside_fraction", inside_fraction, persistent=False)
+        self.activation = activation_module(options["activation"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad is None:
+            return self.activation(F.avg_pool2d(x, self.kernel, self.stride))
+        return self.activation(F.avg_pool2d(zero_pad(x, self.pad), self.kernel, self.stride) / self.inside_fraction)
+
+
+def transpose_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) rows or columns that MediaPipe's Convolution2DTransposeBias with SAME padding crops from the
+    full transposed convolution, whose size is (size - 1) * stride + kernel: the kernel's overhang past the last
+    stride step, the odd one after."""
+    total = max(kernel - (size - 1) % stride - 1, 0)
+    return total // 2, total - total // 2
+
+
+class TransposedConvolution(nn.Module):
+    """MediaPipe's custom Convolution2DTransposeBias: input pixel (y, x) adds weight[:, i, j, :] times its channels
+    to output pixel (y * stride - crop_top + i, x * stride - crop_left + j), on top of the bias; outputs outside
+    the cropped size are dropped. That is PyTorch's ConvTranspose2d (no kernel flip) cropped by (top, left) and cut
+    to the output size, which leaves the odd SAME row and column off the end."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, stride: tuple[int, int],
+                 crop: tuple[tuple[int, int], tuple[int, int]]):
+        super().__init__()
+        # File layout (out, kh, kw, in), as the kernel reads it; ConvTranspose2d wants (in, out, kh, kw).
+        weight = torch.from_numpy(np.ascontiguousarray(weight.transpose(3, 0, 1, 2)))
+        in_channels, out_channels, kernel_h, kernel_w = weight.shape
+        (top, bottom), (left, right) = crop
+        self.cut = (bottom - top, right - left)  # rows and columns left over at the end after the symmetric crop
+        self.conv = nn.ConvTranspose2d(in_channels, out_channels, (kernel_h, kernel_w), stride=stride,
+                                       padding=(top, left))
+        with torch.no_grad():
+            self.conv.weight.copy_(weight)
+            self.conv.bias.copy_(torch.from_numpy(bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        cut_h, cut_w = self.cut
+        if cut_h or cut_w:
+            y = y[:, :, :y.shape[2] - cut_h, :y.shape[3] - cut_w]
+        return y
+
+
 class ResizeBilinear(nn.Module):
     """TensorFlow's half-pixel-centre bilinear resize, which is PyTorch's align_corners=False resize."""
 
@@ -177,6 +243,26 @@ class Concatenate(nn.Module):
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         return torch.cat(tensors, dim=self.axis)
+
+
+class Multiply(nn.Module):
+    """MUL of two computed tensors of one rank with its fused activation. Broadcasting holds in NCHW because both
+    4-D operands are permuted alike (a file's (1, H, W, C) * (1, 1, 1, C) is (1, C, H, W) * (1, C, 1, 1) here)."""
+
+    def __init__(self, activation: int):
+        super().__init__()
+        self.activation = activation_module(activation)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.activation(a * b)
+
+
+class HardSwish(nn.Module):
+    """x * relu6(x + 3) / 6, TensorFlow Lite's HARD_SWISH, written out so that it exports as Add, Clip, Mul and Div,
+    the operators the other modules use, rather than F.hardswish's HardSwish (ONNX opset 14 and up)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
 
 
 class Sigmoid(nn.Module):
@@ -275,6 +361,47 @@ def _max_pool(graph, operation, folded):
     return MaxPool(operation.options, graph.tensors[operation.inputs[0]].shape), operation.inputs
 
 
+def _average_pool(graph, operation, folded):
+    return AveragePool(operation.options, graph.tensors[operation.inputs[0]].shape), operation.inputs
+
+
+def _multiply(graph, operation, folded):
+    if any(index in graph.constants for index in operation.inputs):
+        raise CheckpointError("MUL of a constant is not supported")
+    ranks = {len(graph.tensors[index].shape) for index in operation.inputs}
+    if len(ranks) != 1:
+        raise CheckpointError(f"MUL of tensors of different ranks is not supported (shapes "
+                              f"{[graph.tensors[index].shape for index in operation.inputs]})")
+    return Multiply(operation.options["activation"]), operation.inputs
+
+
+def _hard_swish(graph, operation, folded):
+    return HardSwish(), operation.inputs
+
+
+def _relu(graph, operation, folded):
+    return nn.ReLU(), operation.inputs
+
+
+def _transposed_convolution(graph, operation, folded):
+    source, weight_index, bias_index = operation.inputs
+    options = operation.options
+    weight, bias = graph.constants[weight_index], graph.constants[bias_index]
+    _, height, width, _ = graph.tensors[source].shape
+    _, kernel_h, kernel_w, _ = weight.shape
+    stride = (options["stride_h"], options["stride_w"])
+    if options["padding"] == SAME:
+        crop = (transpose_same_padding(height, kernel_h, stride[0]), transpose_same_padding(width, kernel_w, stride[1]))
+    else:
+        crop = ((0, 0), (0, 0))
+    expected = ((height - 1) * stride[0] + kernel_h - sum(crop[0]), (width - 1) * stride[1] + kernel_w - sum(crop[1]))
+    found = graph.tensors[operation.outputs[0]].shape[1:3]
+    if tuple(found) != expected:
+        raise CheckpointError(f"{operation.kind}: the file's output is {found} pixels, its options give {expected}")
+    module = TransposedConvolution(weight, bias.astype(np.float32), stride, crop)
+    return module, (source,)
+
+
 def _resize(graph, operation, folded):
     return ResizeBilinear(operation.options, graph.constants[operation.inputs[1]]), operation.inputs[:1]
 
@@ -305,6 +432,11 @@ OPERATION_BUILDERS = {
     "ADD": _add,
     "PAD": _pad,
     "MAX_POOL_2D": _max_pool,
+    "AVERAGE_POOL_2D": _average_pool,
+    "MUL": _multiply,
+    "HARD_SWISH": _hard_swish,
+    "RELU": _relu,
+    "Convolution2DTransposeBias": _transposed_convolution,
     "RESIZE_BILINEAR": _resize,
     "DEPTH_TO_SPACE": _depth_to_space,
     "RESHAPE": _reshape,

@@ -1,7 +1,8 @@
-"""mediapipe's pose detector and full pose landmark model as PyTorch modules, weights read from the .tflite files.
+"""mediapipe's pose detector, full pose landmark model and selfie segmenter as PyTorch modules, weights read from
+the .tflite files.
 
-Both take NCHW float32 RGB batches and return the raw network outputs, renamed and laid out for PyTorch (the
-exported ONNX graphs are these modules, see `signatures`):
+They take NCHW float32 RGB batches and return the raw network outputs, renamed and laid out for PyTorch (the
+exported ONNX graphs of the first two are these modules, see `signatures`):
 
 PoseDetectorNet: image (B, 3, 224, 224) in [-1, 1] (a letterboxed frame, zero border = -1) ->
     raw_boxes (B, 2254, 12) anchor-relative input pixels, raw_scores (B, 2254) logits (`anchors` decodes them).
@@ -9,6 +10,8 @@ PoseLandmarkNet: crop (B, 3, 256, 256) in [0, 1] (a person's ROI, `geometry.crop
     landmarks (B, 39, 5) x, y, z in crop pixels, visibility and presence logits (33 body points, 2 alignment
     points, 4 unused); pose_presence (B,) probability that the crop shows a person; segmentation (B, 256, 256)
     logits; heatmaps (B, 39, 64, 64) logits; world_landmarks (B, 39, 3) metres, hip-centred.
+SelfieSegmentationNet: image (B, 3, 256, 256) in [0, 1] (a whole frame stretched to the square, `person_mask`) ->
+    person probability (B, 256, 256).
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ POSE_DETECTOR_FILE = NetworkFile("pose_detection.tflite", "mediapipe/modules/pos
 POSE_LANDMARK_FILE = NetworkFile("pose_landmark_full.tflite",
                                  "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
                                  6_440_512, "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f")
+# The general (square) model; the wheel's selfie_segmentation_landscape.tflite is its 256 x 144 variant.
+SELFIE_SEGMENTATION_FILE = NetworkFile("selfie_segmentation.tflite",
+                                       "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+                                       249_505, "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c")
 
 DETECTOR_INPUT_SIZE = 224
 LANDMARK_INPUT_SIZE = 256
@@ -54,6 +61,7 @@ NUM_LANDMARKS = 39  # the model's outputs: 33 body landmarks, 2 alignment points
 NUM_BODY_LANDMARKS = 33
 HEATMAP_SIZE = 64
 SEGMENTATION_SIZE = 256
+SELFIE_SEGMENTATION_SIZE = 256  # input and output side
 
 
 def verified_bytes(network: NetworkFile, path: str | Path | None = None) -> bytes:
@@ -95,6 +103,19 @@ class PoseLandmarkNet(nn.Module):
                 world.reshape(-1, NUM_LANDMARKS, 3))
 
 
+class SelfieSegmentationNet(nn.Module):
+    """image (B, 3, 256, 256) in [0, 1] -> person probability (B, 256, 256) (the file's last operation is a
+    sigmoid)."""
+
+    def __init__(self, graph_module: TFLiteGraphModule):
+        super().__init__()
+        self.graph = graph_module
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        (probability,) = self.graph(image)
+        return probability.reshape(-1, SELFIE_SEGMENTATION_SIZE, SELFIE_SEGMENTATION_SIZE)
+
+
 def load_pose_detector(path: str | Path | None = None) -> PoseDetectorNet:
     """The pose detector (eval mode, CPU) from the shipped file, or from `path` (checked against the same hash)."""
     return PoseDetectorNet(_graph_module(POSE_DETECTOR_FILE, path)).eval()
@@ -103,6 +124,11 @@ def load_pose_detector(path: str | Path | None = None) -> PoseDetectorNet:
 def load_pose_landmarker(path: str | Path | None = None) -> PoseLandmarkNet:
     """The full pose landmark model (eval mode, CPU) from the shipped file, or from `path`."""
     return PoseLandmarkNet(_graph_module(POSE_LANDMARK_FILE, path)).eval()
+
+
+def load_selfie_segmenter(path: str | Path | None = None) -> SelfieSegmentationNet:
+    """The general selfie segmentation model (eval mode, CPU) from the shipped file, or from `path`."""
+    return SelfieSegmentationNet(_graph_module(SELFIE_SEGMENTATION_FILE, path)).eval()
 
 
 def _graph_module(network: NetworkFile, path: str | Path | None) -> TFLiteGraphModule:

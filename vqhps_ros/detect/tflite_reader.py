@@ -1,9 +1,13 @@
 """Read a TensorFlow Lite flatbuffer into plain Python: tensors, operations in execution order, constant arrays.
 
-Only what mediapipe's pose networks use is read (one subgraph; float32 activations; float16 weights that the file
-stores dense or sparse and turns into float32 with DENSIFY and DEQUANTIZE operations). Those two operations act on
-constants only, so they are evaluated here, once, and left out of the operation list: `TFLiteGraph.constants`
-holds every constant as float32 (int32 for shapes and paddings).
+Only what mediapipe's pose networks and selfie segmentation network use is read (one subgraph; float32
+activations; float16 weights that the file stores dense or sparse and turns into float32 with DENSIFY and DEQUANTIZE
+operations). Those two operations act on constants only, so they are evaluated here, once, and left out of the
+operation list: `TFLiteGraph.constants` holds every constant as float32 (int32 for shapes and paddings).
+
+Custom operations (MediaPipe's own kernels, outside TensorFlow Lite's schema) are named by their custom code
+("Convolution2DTransposeBias"); the options of those in `_CUSTOM_OPTION_READERS` are decoded, other custom
+operations keep no options and are refused by whoever builds them.
 
 The flatbuffer is parsed with the `tflite` package (the generated bindings of TensorFlow Lite's schema), imported
 when a file is read.
@@ -12,6 +16,7 @@ when a file is read.
 from __future__ import annotations
 
 import functools
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from ..errors import CheckpointError
 _NUMPY_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 4: np.int64}
 _SPARSE_CSR = 1  # schema enum DimensionType: DENSE = 0, SPARSE_CSR = 1
 _FOLDED_OPERATIONS = ("DENSIFY", "DEQUANTIZE")
+_CUSTOM = 32  # schema enum BuiltinOperator: the operation is named by its operator code's custom_code
 
 # Builtin options each operation kind keeps: tflite option class and (attribute, getter) pairs.
 _OPTION_FIELDS = {
@@ -36,7 +42,11 @@ _OPTION_FIELDS = {
     "MAX_POOL_2D": ("Pool2DOptions", ("padding", "Padding"), ("stride_w", "StrideW"), ("stride_h", "StrideH"),
                     ("filter_w", "FilterWidth"), ("filter_h", "FilterHeight"),
                     ("activation", "FusedActivationFunction")),
+    "AVERAGE_POOL_2D": ("Pool2DOptions", ("padding", "Padding"), ("stride_w", "StrideW"), ("stride_h", "StrideH"),
+                        ("filter_w", "FilterWidth"), ("filter_h", "FilterHeight"),
+                        ("activation", "FusedActivationFunction")),
     "ADD": ("AddOptions", ("activation", "FusedActivationFunction")),
+    "MUL": ("MulOptions", ("activation", "FusedActivationFunction")),
     "CONCATENATION": ("ConcatenationOptions", ("axis", "Axis"), ("activation", "FusedActivationFunction")),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", ("align_corners", "AlignCorners"),
                         ("half_pixel_centers", "HalfPixelCenters")),
@@ -53,10 +63,10 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class Operation:
-    kind: str  # the schema's BuiltinOperator name: "CONV_2D", "ADD", ...
+    kind: str  # the schema's BuiltinOperator name ("CONV_2D", "ADD", ...) or a custom operation's custom_code
     inputs: tuple[int, ...]  # tensor indices; -1 for an omitted optional input
     outputs: tuple[int, ...]
-    options: dict = field(default_factory=dict)  # see _OPTION_FIELDS; enums stay integers
+    options: dict = field(default_factory=dict)  # see _OPTION_FIELDS and _CUSTOM_OPTION_READERS; enums stay integers
 
 
 @dataclass
@@ -182,9 +192,13 @@ def _sparse_vector(table, union_type: int) -> np.ndarray:
 def _operation(tflite, model, operator) -> Operation:
     code = model.OperatorCodes(operator.OpcodeIndex())
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    kind = builtin_operator_names().get(builtin, str(builtin))
     inputs = tuple(operator.InputsAsNumpy().tolist()) if operator.InputsLength() else ()
     outputs = tuple(operator.OutputsAsNumpy().tolist())
+    if builtin == _CUSTOM:
+        kind = code.CustomCode().decode() if code.CustomCode() else "CUSTOM"
+        stored = operator.CustomOptionsAsNumpy().tobytes() if operator.CustomOptionsLength() else b""
+        return Operation(kind, inputs, outputs, custom_options(kind, stored))
+    kind = builtin_operator_names().get(builtin, str(builtin))
     return Operation(kind, inputs, outputs, _options(tflite, kind, operator))
 
 
@@ -203,6 +217,36 @@ def _options(tflite, kind: str, operator) -> dict:
     options = getattr(tflite, class_name)()
     options.Init(table.Bytes, table.Pos)
     return {name: getattr(options, getter)() for name, getter in fields}
+
+
+def custom_options(kind: str, stored: bytes) -> dict:
+    """The decoded options of custom operation `kind` from its stored custom_options bytes; {} for an operation this
+    reader does not know (building it fails, naming it); CheckpointError when a known operation's bytes do not
+    hold its options."""
+    reader = _CUSTOM_OPTION_READERS.get(kind)
+    return {} if reader is None else reader(stored)
+
+
+# TfLitePadding, the C API's enum that custom kernels read: 0 is "unknown", unlike the schema's SAME = 0, VALID = 1.
+_C_API_PADDING_TO_SCHEMA = {1: 0, 2: 1}
+
+
+def _transpose_conv_bias_options(stored: bytes) -> dict:
+    """MediaPipe's Convolution2DTransposeBias kernel casts its custom_options to TfLiteTransposeConvParams and reads
+    the struct's first three fields: int32 padding (TfLitePadding), stride_width, stride_height, in the file's
+    byte order (little-endian; later TensorFlow Lite versions append fields this kernel does not read). The stored
+    bytes are that raw struct, not the FlexBuffer the schema's custom_options_format names."""
+    if len(stored) < 12:
+        raise CheckpointError(f"custom operation Convolution2DTransposeBias: expected at least 12 bytes of options "
+                              f"(padding, stride_width, stride_height as int32), found {len(stored)}")
+    padding, stride_w, stride_h = struct.unpack_from("<3i", stored)
+    if padding not in _C_API_PADDING_TO_SCHEMA or stride_w < 1 or stride_h < 1:
+        raise CheckpointError(f"custom operation Convolution2DTransposeBias: unreadable options (padding "
+                              f"{padding}, expected 1 SAME or 2 VALID; strides {stride_w}, {stride_h}, expected >= 1)")
+    return {"padding": _C_API_PADDING_TO_SCHEMA[padding], "stride_w": stride_w, "stride_h": stride_h}
+
+
+_CUSTOM_OPTION_READERS = {"Convolution2DTransposeBias": _transpose_conv_bias_options}
 
 
 def _fold_constant_operation(graph: TFLiteGraph, operation: Operation) -> bool:
