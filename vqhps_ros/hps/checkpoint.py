@@ -1,7 +1,8 @@
 """VQ-HPS model files.
 
 A file written by this package is the official MeshRegressor layout (`{"model": state_dict, "loss": ...}`) plus a
-`"vqhps_ros"` entry holding everything else inference needs: the regressor configuration, pose_init, the
+`"vqhps_ros"` entry holding everything else inference needs: what the regressor reads (`input`: image crops or
+body keypoints) and its configuration, pose_init, the
 Mesh-VQ-VAE it decodes with (weights, configuration, connection matrices) and the optional joint regressor. So
 `load_model(path)` needs nothing but the path. Official files are loaded with `load_official_model`.
 """
@@ -16,11 +17,13 @@ import torch
 from ..checkpoints import atomic_torch_save, check_state_dict, extract_state_dict, read_checkpoint
 from ..errors import CheckpointError
 from ..mesh_vq import load_mesh_vqvae, mesh_vqvae_from_payload, mesh_vqvae_payload
+from .keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
 from .model import VQHPS
 from .regressor import MeshRegressor, RegressorConfig
 
 PACKAGE_KEY = "vqhps_ros"
 FORMAT_VERSION = 1
+REGRESSORS = (MeshRegressor.input_name, KeypointMeshRegressor.input_name)  # what a regressor can read
 OBSOLETE_KEY_MARKER = "rotcam_feat"  # dropped by the official loader too
 
 BACKBONE_SIGNATURES = {  # a key only that backbone's official state dict has
@@ -29,7 +32,7 @@ BACKBONE_SIGNATURES = {  # a key only that backbone's official state dict has
 }
 
 
-def load_regressor_state(regressor: MeshRegressor, state: dict, source: str) -> None:
+def load_regressor_state(regressor: MeshRegressor | KeypointMeshRegressor, state: dict, source: str) -> None:
     """Load official or package weights, dropping `module.` prefixes and obsolete `rotcam_feat*` keys."""
     state = {k.removeprefix("module."): v for k, v in state.items() if OBSOLETE_KEY_MARKER not in k}
     check_state_dict(regressor.state_dict(), state, source)
@@ -74,6 +77,7 @@ def save_model(model: VQHPS, path: str | Path, **extra) -> None:
     data = {"model": model.regressor.state_dict(), "loss": extra.pop("loss", float("nan")), **extra}
     package = {
         "format": FORMAT_VERSION,
+        "input": model.regressor.input_name,
         "config": model.regressor.config.to_dict(),
         "pose_init": model.pose_init.detach().cpu().clone(),
         "mesh_vqvae": mesh_vqvae_payload(model.mesh_vqvae),
@@ -97,11 +101,23 @@ def load_model(path: str | Path, official_batching: bool = False) -> VQHPS:
             f"{path} is not a vqhps_ros model file (expected a '{PACKAGE_KEY}' entry with {', '.join(required)}); "
             "official MeshRegressor files load with load_official_model()"
         )
-    config = RegressorConfig.from_dict(package["config"]).with_official_batching(official_batching)
-    regressor = MeshRegressor(config)
+    regressor = _regressor_from_package(package, str(path), official_batching)
     load_regressor_state(regressor, extract_state_dict(data, str(path)), str(path))
     mesh_vqvae = mesh_vqvae_from_payload(package["mesh_vqvae"], f"{path} (Mesh-VQ-VAE)")
     faces = package.get("faces")
     model = VQHPS(regressor, mesh_vqvae, package["pose_init"], package.get("joint_regressor"),
                   tuple(package.get("joint_names", ())), None if faces is None else faces.numpy())
     return model.eval()
+
+
+def _regressor_from_package(package: dict, source: str, official_batching: bool
+                            ) -> MeshRegressor | KeypointMeshRegressor:
+    """A fresh regressor of the file's kind (files from before `input` existed read image crops)."""
+    reads = package.get("input", MeshRegressor.input_name)
+    if reads not in REGRESSORS:
+        raise CheckpointError(f"{source}: its regressor reads {reads!r}; this version knows {sorted(REGRESSORS)}")
+    if reads == KeypointMeshRegressor.input_name:
+        if official_batching:  # upstream's batch coupling concerns the authors' image regressor only
+            raise CheckpointError(f"{source}: official batching applies to image regressors, this one reads keypoints")
+        return KeypointMeshRegressor(KeypointRegressorConfig.from_dict(package["config"]))
+    return MeshRegressor(RegressorConfig.from_dict(package["config"]).with_official_batching(official_batching))

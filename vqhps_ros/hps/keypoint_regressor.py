@@ -2,8 +2,10 @@
 
 Input: MediaPipe's 33 pose landmarks of one person (`humans.POSE_LANDMARK_NAMES`) in the person's crop, (B, 33, 3):
 x, y in normalised crop coordinates (the crop the image regressor would see, edges at -1 and +1) and a visibility
-(1 seen, 0 not; an unseen keypoint's x, y are ignored). Output: the image regressor's (`RegressorOutput`: mesh-token
-logits, 6D rotation, weak-perspective crop camera), so `VQHPS` decodes it, and trains and places it, the same way.
+(1 seen, 0 not; an unseen keypoint's x, y are ignored; values between, which the package never gives, weigh it);
+`hps.keypoint_input` builds it from the keypoints found in an image. Output: the image regressor's
+(`RegressorOutput`: mesh-token logits, 6D rotation, weak-perspective crop camera), so `VQHPS` decodes it, and
+trains and places it, the same way.
 
 Each keypoint becomes a token: a linear embedding of its position, times its visibility, plus a learnt embedding of
 which landmark it is and of whether it is seen. The image regressor's transformer (`Transformer`) attends from the
@@ -75,15 +77,15 @@ class KeypointMeshRegressor(nn.Module):
                              f"got {tuple(keypoints.shape)}")
 
     def forward(self, keypoints: torch.Tensor, pose_init: torch.Tensor) -> RegressorOutput:
-        seen = (keypoints[..., 2] >= 0.5)
-        position = keypoints[..., :2] * seen.unsqueeze(-1).to(keypoints.dtype)  # unseen: no position
-        tokens = (self.position_embed(position) * seen.unsqueeze(-1).to(keypoints.dtype)
-                  + self.seen_embed(seen.long()))  # (B, 33, C)
+        # The visibility weighs each keypoint (1 seen, 0 not; no comparison, so the exported graph stays within the
+        # operators TensorRT 8.6 parses): an unseen keypoint's position is zeroed and it gets the "unseen" embedding.
+        seen = keypoints[..., 2:].clamp(0.0, 1.0)  # (B, 33, 1)
+        position = keypoints[..., :2] * seen
+        unseen_vector, seen_vector = self.seen_embed.weight[0], self.seen_embed.weight[1]
+        tokens = self.position_embed(position) * seen + unseen_vector + seen * (seen_vector - unseen_vector)
         batch = keypoints.shape[0]
         landmarks = self.landmark_embed.weight.unsqueeze(1).expand(-1, batch, -1)  # (33, B, C)
         queries = self.mesh_token_embed.weight.unsqueeze(1).expand(-1, batch, -1)
         _, logits = self.transformer(tokens.transpose(0, 1), queries, landmarks)
-        flat = torch.cat([torch.cat([position, seen.unsqueeze(-1).to(position.dtype)], dim=-1).flatten(1),
-                          pose_init], dim=1)
-        hidden = self.rotcam(flat)
+        hidden = self.rotcam(torch.cat([torch.cat([position, seen], dim=-1).flatten(1), pose_init], dim=1))
         return RegressorOutput(logits.transpose(0, 1), self.rot_predictor(hidden), self.cam_predictor(hidden))

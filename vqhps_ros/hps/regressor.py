@@ -63,6 +63,8 @@ class RegressorOutput(NamedTuple):
 class MeshRegressor(nn.Module):
     """images (B, 3, 224, 224) ImageNet-normalised RGB, pose_init (B, 51) -> RegressorOutput."""
 
+    input_name = "crops"
+
     def __init__(self, config: RegressorConfig):
         super().__init__()
         self.config = config

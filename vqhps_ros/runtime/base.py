@@ -5,7 +5,8 @@ An engine follows Polygraphy's runner pattern: it is built cheaply, `activate()`
 Every backend returns an `EngineOutput`, a NamedTuple of numpy arrays named after the graph outputs
 (`signatures.vqhps_signature`), with the same dtypes everywhere.
 
-Inputs: crops (N, 3, 224, 224) floating point, ImageNet-normalised. They are checked (shape, dtype, finite values:
+Inputs: crops (N, 3, 224, 224) floating point, ImageNet-normalised, or for a keypoint-reading graph keypoints
+(N, 33, 3) (`signatures.vqhps_signature`). They are checked (shape, dtype, finite values:
 InputError naming the problem), converted to contiguous float32, and split into calls of at most `max_persons`
 (the TensorRT optimisation profile's top), whose outputs are concatenated: no person is ever dropped. `infer` holds
 a lock, so any thread may call it.
@@ -127,16 +128,17 @@ class Engine(ABC):
 
     # ------------------------------------------------------------------------------------------------ inference
 
-    def infer(self, crops: np.ndarray) -> EngineOutput:
-        """crops (N, 3, 224, 224) ImageNet-normalised -> EngineOutput with N rows (N may exceed max_persons)."""
-        return EngineOutput(**self.infer_arrays(crops))
+    def infer(self, inputs: np.ndarray) -> EngineOutput:
+        """crops (N, 3, 224, 224) ImageNet-normalised, or keypoints (N, 33, 3) for a graph that reads them (see
+        `input_metadata`) -> EngineOutput with N rows (N may exceed max_persons)."""
+        return EngineOutput(**self.infer_arrays(inputs))
 
     def infer_arrays(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The graph's outputs by name for a batch of its single input, N rows (N may exceed max_persons, the
         calls are split): `infer` of any graph, not only VQ-HPS's."""
         with self._lock:
             signature, description = self._active_state()
-            batch = checked_crops(batch, signature)
+            batch = checked_input(batch, signature)
             if len(batch) == 0:
                 return empty_outputs(signature)
             step = description.max_persons
@@ -169,14 +171,15 @@ class Engine(ABC):
     def _infer_batch(self, crops: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-def checked_crops(crops, signature: GraphSignature) -> np.ndarray:
-    """Contiguous float32 crops, or InputError for a wrong type, dtype, shape or non-finite values."""
+def checked_input(batch, signature: GraphSignature) -> np.ndarray:
+    """The graph's single input as a contiguous array of its dtype, or InputError for a wrong type, dtype, shape or
+    non-finite values."""
     (spec,) = signature.inputs
-    crops = spec.prepare(crops)
-    finite = np.isfinite(crops).all(axis=(1, 2, 3))
+    batch = spec.prepare(batch)
+    finite = np.isfinite(batch).all(axis=tuple(range(1, batch.ndim)))
     if not finite.all():
         raise InputError(f"{spec.name}: persons {np.flatnonzero(~finite).tolist()} hold NaN or infinite values")
-    return crops
+    return batch
 
 
 def empty_outputs(signature: GraphSignature) -> dict[str, np.ndarray]:

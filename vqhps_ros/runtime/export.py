@@ -34,7 +34,7 @@ from ..mesh_vq import MeshVQVAE
 from .onnx_meta import import_onnx, save_model_atomically, stamp_metadata
 from .signatures import (
     BATCH,
-    CROP_SIZE,
+    INPUT_KEY,
     MAX_BATCH_KEY,
     MESH_DECODER_GRAPH,
     MESH_VQ_CONFIG_KEY,
@@ -46,6 +46,7 @@ from .signatures import (
     REGRESSOR_CONFIG_KEY,
     SOURCE_KEY,
     VQHPS_GRAPH,
+    VQHPS_INPUT_SHAPES,
     GraphSignature,
     TensorSpec,
     mesh_decoder_signature,
@@ -120,18 +121,19 @@ EXPORT_PRECISIONS = ("fp32", "fp16")
 
 
 class VQHPSGraph(nn.Module):
-    """The exported function of the whole network: crops -> the outputs of `vqhps_signature`, in its order.
+    """The exported function of the whole network: crops (or keypoints, for a keypoint-reading regressor) -> the
+    outputs of `vqhps_signature`, in its order.
 
     It runs the model's own forward (the PyTorch engine runs this module too, so both share one code path) and only
-    selects and casts outputs: indices to int32, floats to float32; crops are cast to the model's dtype.
+    selects and casts outputs: indices to int32, floats to float32; the input is cast to the model's dtype.
     """
 
     def __init__(self, model: VQHPS):
         super().__init__()
         self.model = model
 
-    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        output = self.model(crops.to(self.model.pose_init.dtype))
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        output = self.model(inputs.to(self.model.pose_init.dtype))
         selected = [output.token_confidence, output.rotmat, output.cam, output.verts_canonical, output.verts]
         if output.joints is not None:
             selected.append(output.joints)
@@ -140,7 +142,8 @@ class VQHPSGraph(nn.Module):
 
 def export_vqhps(model: VQHPS, path: str | Path, max_persons: int = DEFAULT_MAX_BATCH, opset: int = DEFAULT_OPSET,
                  precision: str = "fp32", source: Mapping[str, str] | None = None) -> Path:
-    """Export the whole network, crops (batch, 3, 224, 224) -> `vqhps_signature` outputs; returns the path.
+    """Export the whole network, crops (batch, 3, 224, 224) or keypoints (batch, 33, 3), as the model's regressor
+    reads, -> `vqhps_signature` outputs; returns the path.
 
     pose_init is baked into the graph as a constant. `max_persons` is the top of the batch range TensorRT engines
     are built for (stored in the metadata; ONNX Runtime takes any batch). `precision` is one of EXPORT_PRECISIONS;
@@ -157,7 +160,7 @@ def export_vqhps(model: VQHPS, path: str | Path, max_persons: int = DEFAULT_MAX_
     traced = copy.deepcopy(model).half() if precision == "fp16" else model
     device = model.pose_init.device
     generator = torch.Generator().manual_seed(0)
-    example = torch.randn(EXAMPLE_BATCH, 3, CROP_SIZE, CROP_SIZE, generator=generator).to(device)
+    example = torch.randn(EXAMPLE_BATCH, *VQHPS_INPUT_SHAPES[model_input(model)], generator=generator).to(device)
     metadata = vqhps_metadata(model, max_persons, precision, source)
     return export_onnx(VQHPSGraph(traced), (example,), vqhps_graph_signature(model), path, VQHPS_GRAPH, metadata,
                        opset)
@@ -176,9 +179,14 @@ def check_exportable(model: VQHPS) -> None:
                          "call model.float()")
 
 
+def model_input(model: VQHPS) -> str:
+    """What the model's regressor reads: signatures.CROPS or signatures.KEYPOINTS."""
+    return model.regressor.input_name
+
+
 def vqhps_graph_signature(model: VQHPS) -> GraphSignature:
     joints = None if model.joint_regressor is None else int(model.joint_regressor.shape[0])
-    return vqhps_signature(model.mesh_vqvae.num_tokens, model.num_vertices, joints)
+    return vqhps_signature(model.mesh_vqvae.num_tokens, model.num_vertices, joints, model_input(model))
 
 
 def vqhps_metadata(model: VQHPS, max_persons: int, precision: str,
@@ -192,6 +200,7 @@ def vqhps_metadata(model: VQHPS, max_persons: int, precision: str,
         POSE_INIT_KEY: json.dumps([float(value) for value in model.pose_init.detach().cpu().tolist()]),
         NUM_JOINTS_KEY: str(joints),
         PRECISION_KEY: precision,
+        INPUT_KEY: model_input(model),
     })  # fmt: skip
     if source:
         entries[SOURCE_KEY] = json.dumps(dict(source), sort_keys=True)
@@ -264,7 +273,8 @@ def _expected_export_warnings():
         # The models' input checks compare a traced size with a Python int, and the attention scale is a Python
         # float of the head width: they only read static axes (crop size, channels, feature map).
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning,
-                                module=r"vqhps_ros\.(mesh_vq\.model|hps\.model|hps\.regressor|hps\.transformer)$")
+                                module=(r"vqhps_ros\.(mesh_vq\.model|hps\.model|hps\.regressor|hps\.keypoint_regressor"
+                                        r"|hps\.transformer)$"))
         # nn.MultiheadAttention checks that the embedding splits into heads and that key and value agree in shape:
         # static widths, and one tensor passed twice.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.functional$")

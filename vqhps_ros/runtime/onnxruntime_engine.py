@@ -19,7 +19,7 @@ from .base import Engine, EngineDescription, check_max_persons, check_precision,
 from .export import DEFAULT_MAX_BATCH
 from .onnx_runtime import check_session_signature, create_session
 from .quantize import quantization_recipe, weight_bits
-from .signatures import CROPS, MAX_BATCH_KEY, PRECISION_KEY, GraphSignature, vqhps_signature_from_metadata
+from .signatures import MAX_BATCH_KEY, PRECISION_KEY, GraphSignature, vqhps_signature_from_metadata
 
 LOG = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class OnnxRuntimeEngine(Engine):
         self.requested_max_persons = check_max_persons(max_persons)
         self.session = None
         self._output_names: list[str] = []
+        self._input_name = ""
 
     def _activate(self) -> tuple[GraphSignature, EngineDescription]:
         if self.requested_precision is not None:
@@ -93,6 +94,7 @@ class OnnxRuntimeEngine(Engine):
             raise EngineError(f"{self.path} holds a {precision} graph, {self.requested_precision} was requested")
         self.session = session
         self._output_names = signature.output_names
+        (self._input_name,) = signature.input_names
         return signature, self._describe(session, precision, metadata)
 
     def _describe(self, session, precision: str, metadata: dict[str, str]) -> EngineDescription:
@@ -111,11 +113,11 @@ class OnnxRuntimeEngine(Engine):
     def _deactivate(self) -> None:
         self.session = None  # onnxruntime frees the session (and its device memory) with the last reference
 
-    def _infer_batch(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer_batch(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         try:
-            values = self.session.run(self._output_names, {CROPS: crops})
+            values = self.session.run(self._output_names, {self._input_name: inputs})
         except Exception as error:  # onnxruntime raises its own pybind types
             if is_out_of_memory(error):
-                raise EngineOutOfMemory(f"ONNX Runtime ran out of device memory at batch {len(crops)}") from error
-            raise EngineError(f"ONNX Runtime failed at batch {len(crops)}: {error}") from error
+                raise EngineOutOfMemory(f"ONNX Runtime ran out of device memory at batch {len(inputs)}") from error
+            raise EngineError(f"ONNX Runtime failed at batch {len(inputs)}: {error}") from error
         return dict(zip(self._output_names, values, strict=True))

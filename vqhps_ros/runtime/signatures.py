@@ -31,9 +31,15 @@ NUM_JOINTS_KEY = "vqhps_ros.num_joints"
 PRECISION_KEY = "vqhps_ros.precision"
 QUANTIZATION_KEY = "vqhps_ros.quantization"
 SOURCE_KEY = "vqhps_ros.source"
+INPUT_KEY = "vqhps_ros.input"  # what the whole graph reads: CROPS or KEYPOINTS (files without it read crops)
 
 CROPS = "crops"
 CROP_SIZE = 224
+KEYPOINTS = "keypoints"
+NUM_KEYPOINTS = 33  # mediapipe's pose landmarks (humans.POSE_LANDMARK_NAMES)
+KEYPOINT_VALUES = 3  # x, y in the normalised crop, visibility
+# The whole graph's input by what it reads, without the batch axis.
+VQHPS_INPUT_SHAPES = {CROPS: (3, CROP_SIZE, CROP_SIZE), KEYPOINTS: (NUM_KEYPOINTS, KEYPOINT_VALUES)}
 # Graph outputs of the whole network, in order; `joints` only exists when the model has a joint regressor.
 VQHPS_OUTPUTS = ("indices", "token_confidence", "rotmat", "cam", "verts_canonical", "verts", "joints")
 
@@ -103,8 +109,10 @@ def mesh_decoder_signature(num_tokens: int, num_vertices: int) -> GraphSignature
     )
 
 
-def vqhps_signature(num_tokens: int, num_vertices: int, num_joints: int | None) -> GraphSignature:
-    """crops (batch, 3, 224, 224) float32 ImageNet-normalised RGB -> per person:
+def vqhps_signature(num_tokens: int, num_vertices: int, num_joints: int | None, reads: str = CROPS
+                    ) -> GraphSignature:
+    """crops (batch, 3, 224, 224) float32 ImageNet-normalised RGB, or with `reads=KEYPOINTS` keypoints (batch, 33,
+    3) float32 (`hps.KeypointMeshRegressor`'s input) -> per person:
 
     indices (batch, T) int32 codebook indices (int32, not int64: TensorRT 8.x has no 64-bit I/O tensors);
     token_confidence (batch, T) float32 softmax probability of each chosen index;
@@ -122,7 +130,9 @@ def vqhps_signature(num_tokens: int, num_vertices: int, num_joints: int | None) 
     ]
     if num_joints is not None:
         outputs.append(TensorSpec("joints", "float32", (BATCH, num_joints, 3)))
-    return GraphSignature(inputs=(TensorSpec(CROPS, "float32", (BATCH, 3, CROP_SIZE, CROP_SIZE)),),
+    if reads not in VQHPS_INPUT_SHAPES:
+        raise InputError(f"a VQ-HPS graph reads one of {sorted(VQHPS_INPUT_SHAPES)}, not {reads!r}")
+    return GraphSignature(inputs=(TensorSpec(reads, "float32", (BATCH, *VQHPS_INPUT_SHAPES[reads])),),
                           outputs=tuple(outputs))
 
 
@@ -132,8 +142,12 @@ def vqhps_signature_from_metadata(metadata: dict[str, str], source: str) -> Grap
     if graph != VQHPS_GRAPH:
         raise CheckpointError(f"{source}: expected a VQ-HPS graph exported by vqhps_ros ({GRAPH_KEY} = {VQHPS_GRAPH}),"
                               f" found {GRAPH_KEY} = {graph}")
+    reads = metadata.get(INPUT_KEY, CROPS)
+    if reads not in VQHPS_INPUT_SHAPES:
+        raise CheckpointError(f"{source}: the graph reads {reads!r}; this version runs graphs reading "
+                              f"{sorted(VQHPS_INPUT_SHAPES)}")
     try:
         joints = int(metadata[NUM_JOINTS_KEY])
-        return vqhps_signature(int(metadata[NUM_TOKENS_KEY]), int(metadata[NUM_VERTICES_KEY]), joints or None)
+        return vqhps_signature(int(metadata[NUM_TOKENS_KEY]), int(metadata[NUM_VERTICES_KEY]), joints or None, reads)
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"{source}: incomplete VQ-HPS graph metadata ({error!r}); export it again") from error

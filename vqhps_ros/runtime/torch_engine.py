@@ -6,7 +6,8 @@ all of the arithmetic: they run in that dtype (channels-last on the CPU, the lay
 while the transformer, the token head and the mesh decoder stay float32, so the argmax and the vertices are not
 rounded to 8 mantissa bits. bf16 on the CPU needs bf16 instructions (`cpu_features.native_bf16`): without them
 PyTorch emulates it several times slower than fp32, so the engine refuses it unless `allow_emulated_bf16=True`
-(for accuracy studies and tests, whose numbers do not depend on the instructions). On CUDA, `cuda_graphs=True`
+(for accuracy studies and tests, whose numbers do not depend on the instructions). A keypoint-reading model has
+no backbones: it runs float32 whatever the precision asked, and its description says so. On CUDA, `cuda_graphs=True`
 captures one CUDA graph per batch size on first use and replays it (at most max_persons graphs).
 """
 
@@ -24,7 +25,7 @@ from ..hps import VQHPS
 from . import cpu_features
 from .base import Engine, EngineDescription, check_max_persons, check_precision, describe_details
 from .export import DEFAULT_MAX_BATCH, VQHPSGraph, check_exportable, vqhps_graph_signature
-from .signatures import CROP_SIZE, GraphSignature
+from .signatures import GraphSignature
 
 LOG = logging.getLogger(__name__)
 
@@ -50,13 +51,18 @@ class ReducedPrecisionBackbone(nn.Module):
 def reduced_precision_copy(model: VQHPS, precision: str, device: torch.device) -> VQHPS:
     """A copy of `model` on `device` whose backbones run in `precision` (the caller's model is not changed)."""
     model = copy.deepcopy(model).to(device)
-    if precision in REDUCED_DTYPES:
+    if precision in REDUCED_DTYPES and has_backbones(model):
         regressor = model.regressor
         channels_last = device.type == "cpu"
         dtype = REDUCED_DTYPES[precision]
         regressor.backbone_pose = ReducedPrecisionBackbone(regressor.backbone_pose, dtype, channels_last)
         regressor.backbone_rot = ReducedPrecisionBackbone(regressor.backbone_rot, dtype, channels_last)
     return model.eval()
+
+
+def has_backbones(model: VQHPS) -> bool:
+    """Whether the model reads images through backbones (what reduced precision applies to)."""
+    return hasattr(model.regressor, "backbone_pose")
 
 
 class TorchEngine(Engine):
@@ -82,7 +88,9 @@ class TorchEngine(Engine):
         self.threads = threads
         self.requested_max_persons = check_max_persons(max_persons)
         self.cuda_graphs = cuda_graphs
-        self._output_names = vqhps_graph_signature(model).output_names
+        signature = vqhps_graph_signature(model)
+        self._output_names = signature.output_names
+        self._input_shape = tuple(signature.inputs[0].shape[1:])
         self._graph: nn.Module | None = None
         self._runner = None
 
@@ -94,9 +102,10 @@ class TorchEngine(Engine):
         max_persons = self.requested_max_persons or DEFAULT_MAX_BATCH
         try:
             self._graph = VQHPSGraph(self._prepared_model()).eval()
-            self._runner = CudaGraphRunner(self._graph, self.device) if self.cuda_graphs else self._graph
+            self._runner = (CudaGraphRunner(self._graph, self.device, self._input_shape) if self.cuda_graphs
+                            else self._graph)
             if self.device.type == "cuda":  # allocate the largest batch now: out of memory shows at start
-                self._run(np.zeros((max_persons, 3, CROP_SIZE, CROP_SIZE), dtype=np.float32))
+                self._run(np.zeros((max_persons, *self._input_shape), dtype=np.float32))
         except torch.cuda.OutOfMemoryError as error:
             self._deactivate()
             raise EngineOutOfMemory(f"PyTorch ran out of CUDA memory for {max_persons} persons: {error}") from error
@@ -108,6 +117,8 @@ class TorchEngine(Engine):
         """The precision and why, then threads and instruction sets on the CPU, e.g. "bf16: requested; 2 threads;
         Intel(R) Xeon(R) Platinum 8480+ (AVX2, AVX-512, VNNI, BF16, AMX)", or "fp32: default on CUDA; eager"."""
         precision = f"{self.precision}: {self.precision_reason}"
+        if self.precision in REDUCED_DTYPES and not has_backbones(self.model):
+            precision += ", but runs fp32 (no image backbones to reduce)"
         if self.device.type != "cpu":
             return describe_details(precision, "CUDA graphs" if self.cuda_graphs else "eager")
         if self.precision == "bf16" and not cpu_features.native_bf16():
@@ -148,15 +159,15 @@ class TorchEngine(Engine):
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _infer_batch(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer_batch(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         try:
-            return self._run(crops)
+            return self._run(inputs)
         except torch.cuda.OutOfMemoryError as error:
-            raise EngineOutOfMemory(f"PyTorch ran out of CUDA memory at batch {len(crops)}: {error}") from error
+            raise EngineOutOfMemory(f"PyTorch ran out of CUDA memory at batch {len(inputs)}: {error}") from error
 
-    def _run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    def _run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            tensor = torch.from_numpy(crops).to(self.device, non_blocking=True)
+            tensor = torch.from_numpy(inputs).to(self.device, non_blocking=True)
             outputs = self._runner(tensor)
             return {name: output.cpu().numpy() for name, output in zip(self._output_names, outputs, strict=True)}
 
@@ -164,22 +175,23 @@ class TorchEngine(Engine):
 class CudaGraphRunner:
     """Replays one captured CUDA graph per batch size: static input buffer in, static outputs out (copied)."""
 
-    def __init__(self, module: nn.Module, device: torch.device):
+    def __init__(self, module: nn.Module, device: torch.device, input_shape: tuple[int, ...]):
         self.module = module
         self.device = device
+        self.input_shape = input_shape  # without the batch axis
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, ...]]] = {}
 
-    def __call__(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        batch = crops.shape[0]
+    def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        batch = inputs.shape[0]
         if batch not in self.graphs:
             self.graphs[batch] = self._capture(batch)
         graph, static_input, static_outputs = self.graphs[batch]
-        static_input.copy_(crops)
+        static_input.copy_(inputs)
         graph.replay()
         return tuple(output.clone() for output in static_outputs)
 
     def _capture(self, batch: int):
-        static_input = torch.zeros((batch, 3, CROP_SIZE, CROP_SIZE), device=self.device)
+        static_input = torch.zeros((batch, *self.input_shape), device=self.device)
         # Warm-up runs on a side stream, as CUDA graph capture requires (lazy initialisations must not be captured).
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
