@@ -53,6 +53,10 @@ class CountingEngine:
     def description(self):
         return self.engine.description
 
+    @property
+    def input_metadata(self):
+        return self.engine.input_metadata
+
     def deactivate(self):
         self.engine.deactivate()
 
@@ -65,6 +69,10 @@ class ScriptedEngine:
 
     def infer(self, crops):
         return self.engine.infer(crops)._replace(cam=self.cameras[: len(crops)])
+
+    @property
+    def input_metadata(self):
+        return self.engine.input_metadata
 
 
 def test_crop_engine_place_equals_predict_people(model, image):

@@ -133,6 +133,8 @@ class ModelConfig(_Section):
                                       '"" (automatic), "cpu", "cuda" or "cuda:N"'))
     threads: int = _setting(0, "CPU threads of ONNX Runtime and PyTorch; 0 = the library's default.", "threads",
                             min=0, max=256)
+    min_keypoints: int = _setting(8, "Models that read body keypoints: persons with fewer seen keypoints are "
+                                     "skipped (counted as too_few_keypoints).", "keypoints", min=1, max=33)
 
 
 @dataclass(frozen=True)

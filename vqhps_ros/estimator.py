@@ -2,13 +2,15 @@
 
     person source (detections | built-in detector | both | full frame)   -> boxes (and body keypoints)
     temporal stage: persons (tracks' predicted boxes for missed people)  -> boxes to crop
-    crop_people                                                          -> (N, 3, 224, 224) crops
+    model inputs: crop_people, or body keypoints in the crops            -> (N, 3, 224, 224) or (N, 33, 3)
     engine.infer (TensorRT | ONNX Runtime | PyTorch), one call           -> tokens, rotation, crop camera, meshes
     place_people (camera intrinsics)                                     -> meshes and joints in the camera frame
     temporal stage: update (`temporal.TemporalTracker`, or none)         -> track ids, filtered meshes, stable tokens
 
-The node and the bag replay are thin shells around it. A person whose outputs cannot be placed (non-positive
-camera scale, non-finite values, mesh behind the camera) is dropped and counted, never published.
+The node and the bag replay are thin shells around it. What the network reads follows the engine's graph input
+(`model_inputs`: crops for image models, keypoints for keypoint models; a person whose keypoints cannot be read is
+skipped and counted). A person whose outputs cannot be placed (non-positive camera scale, non-finite values, mesh
+behind the camera) is dropped and counted, never published.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import Protocol
 import numpy as np
 
 from .errors import InputError
-from .hps.predict import PersonMesh, crop_people, place_people
+from .hps.predict import PersonMesh, place_people
 from .humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, Detection, Frame, FrameResult, Human, MeshTopology
+from .model_inputs import CropInputs, KeypointInputs
 from .persons import DetectionFilter, PersonSource, person_source_from_config
+from .runtime.signatures import KEYPOINTS
 from .temporal import TemporalTracker
 
 STAGES = ("persons", "crop", "engine", "place", "temporal")
@@ -59,16 +63,20 @@ class Estimator:
     """engine: an active runtime Engine; topology: its meshes' MeshTopology (both from `runtime.load_engine`).
 
     `Estimator.from_config(config)` loads the configured model and person source; the constructor takes parts
-    for tests and for other person sources or temporal stages. `close()` releases the engine and the source.
+    for tests and for other person sources or temporal stages. `inputs`: what builds the network's input
+    (`model_inputs.CropInputs` or `KeypointInputs`; default: as the engine's graph reads, keypoints without a
+    landmark model). `close()` releases the engine, the source and the inputs' network.
     """
 
     def __init__(self, engine, topology: MeshTopology, person_source: PersonSource | None = None,
-                 temporal: TemporalStage | None = None, config=None):
+                 temporal: TemporalStage | None = None, config=None, inputs: CropInputs | KeypointInputs | None = None):
         self.engine = engine
+        self.reads_keypoints = engine.input_metadata[0].name == KEYPOINTS
         self.topology = topology
         self.person_source = person_source or DetectionFilter()
         self.temporal = temporal or PassThrough()
         self.config = config
+        self.inputs = inputs or (KeypointInputs() if self.reads_keypoints else CropInputs())
 
     @classmethod
     def from_config(cls, config) -> Estimator:
@@ -81,8 +89,10 @@ class Estimator:
             loaded.engine.deactivate()
             raise
         temporal = TemporalTracker.from_config(config) if config.temporal.enabled else PassThrough()
-        topology = with_keypoint_set(loaded.topology, config.persons.source)
-        return cls(loaded.engine, topology, person_source, temporal, config)
+        reads_keypoints = loaded.engine.input_metadata[0].name == KEYPOINTS
+        inputs = keypoint_inputs_from_config(config) if reads_keypoints else CropInputs()
+        topology = with_keypoint_set(loaded.topology, config.persons.source, reads_keypoints)
+        return cls(loaded.engine, topology, person_source, temporal, config, inputs)
 
     @property
     def description(self):
@@ -92,13 +102,16 @@ class Estimator:
     def warm_up(self) -> None:
         """One inference of every network on blank input, so the first camera frame does not pay for lazy
         initialisation (memory arenas, kernel choices)."""
-        self.engine.infer(np.zeros((1, 3, 224, 224), dtype=np.float32))
+        (graph_input,) = self.engine.input_metadata
+        self.engine.infer(np.zeros((1, *graph_input.shape[1:]), dtype=np.float32))
+        self.inputs.warm_up()
         if hasattr(self.person_source, "warm_up"):  # sources with networks
             self.person_source.warm_up()
 
     def close(self) -> None:
         try:
             self.person_source.close()
+            self.inputs.close()
         finally:
             self.engine.deactivate()
 
@@ -121,25 +134,26 @@ class Estimator:
         sources: list[int] = []
         if detections:
             with _timed(result, "crop"):
-                boxes = np.stack([detection.box for detection in detections])
-                crops = crop_people(frame.image, boxes)
-            with _timed(result, "engine"):
-                output = self.engine.infer(crops.images)
-            with _timed(result, "place"):
-                people = place_people(output, crops.geometry, frame.intrinsics, boxes)
-                result.humans, sources = placed_humans(people, detections, skipped)
+                inputs = self.inputs.prepare(frame, detections, skipped)
+            if inputs.detections:
+                with _timed(result, "engine"):
+                    output = self.engine.infer(inputs.batch)
+                with _timed(result, "place"):
+                    people = place_people(output, inputs.geometry, frame.intrinsics, inputs.boxes)
+                    result.humans, sources = placed_humans(people, inputs.detections, skipped, inputs.indices)
         result.skipped = dict(skipped)
         with _timed(result, "temporal"):
             result = self.temporal.update(result, sources)
         return result
 
 
-def placed_humans(people: list[PersonMesh], detections: tuple[Detection, ...], skipped: Counter
-                  ) -> tuple[list[Human], list[int]]:
-    """Humans of the people that could be placed, and the index of each one's detection; the others are counted
-    by reason."""
+def placed_humans(people: list[PersonMesh], detections: tuple[Detection, ...], skipped: Counter,
+                  indices: Sequence[int] | None = None) -> tuple[list[Human], list[int]]:
+    """Humans of the people that could be placed, and the index of each one's detection (`indices[i]`: the index
+    of detections[i] among the frame's persons; default its position); the others are counted by reason."""
     humans, sources = [], []
-    for index, (person, detection) in enumerate(zip(people, detections, strict=True)):
+    indices = range(len(detections)) if indices is None else indices
+    for index, person, detection in zip(indices, people, detections, strict=True):
         reason = unplaced_reason(person)
         if reason:
             skipped[reason] += 1
@@ -184,9 +198,22 @@ def to_human(person: PersonMesh, detection: Detection, frame_index: str) -> Huma
     )
 
 
-def with_keypoint_set(topology: MeshTopology, source: str) -> MeshTopology:
-    """The topology naming the 2D keypoints the persons of `source` (a `persons.source` value) may carry."""
-    if source not in ("builtin", "both", "auto"):
+def keypoint_inputs_from_config(config) -> KeypointInputs:
+    """Keypoint inputs with the built-in detector's landmark model (configured as in section `detector`) for the
+    persons that come without keypoints."""
+    from .detect import POSE_LANDMARK_GRAPH, DetectionRunner
+
+    detector = config.detector
+    landmarker = DetectionRunner(POSE_LANDMARK_GRAPH, detector.backend, threads=config.model.threads or None,
+                                 cache_dir=detector.graph_cache_dir or None, max_batch=config.persons.max_persons,
+                                 engine_cache_dir=config.model.engine_cache_dir or None)
+    return KeypointInputs(landmarker, config.model.min_keypoints)
+
+
+def with_keypoint_set(topology: MeshTopology, source: str, reads_keypoints: bool = False) -> MeshTopology:
+    """The topology naming the 2D keypoints the persons of `source` (a `persons.source` value) may carry: those
+    of a keypoint source, or of every person when the model reads keypoints."""
+    if source not in ("builtin", "both", "auto") and not reads_keypoints:
         return topology
     return replace(topology, keypoint_set=POSE_KEYPOINT_SET, keypoint_names=POSE_LANDMARK_NAMES)
 

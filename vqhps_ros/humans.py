@@ -50,6 +50,7 @@ class BodyKeypoints:
     visibility: np.ndarray  # (K,) float32 in [0, 1]: seen and not occluded
     mask: np.ndarray | None = None  # (M, M) float32 person probability, None when the source has no mask
     mask_to_image: np.ndarray | None = None  # (2, 3) affine map from mask pixels (u, v, 1) to image pixels
+    presence: np.ndarray | None = None  # (K,) float32 in [0, 1]: inside the image; None when the source has none
 
     def mask_in_image(self, image_size: tuple[int, int]) -> np.ndarray | None:
         """(H, W) float32 person probability in the image (0 outside the mask's region); None without a mask."""

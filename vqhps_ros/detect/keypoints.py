@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, BodyKeypoints
-from .geometry import Roi, apply_affine, box_of_points, clip_box, crop_roi, roi_from_alignment_points
+from .geometry import ROI_SCALE, Roi, apply_affine, box_of_points, clip_box, crop_roi, roi_from_alignment_points
 
 NUM_BODY_LANDMARKS = len(POSE_LANDMARK_NAMES)
 ALIGNMENT_LANDMARKS = (33, 34)
@@ -74,7 +74,8 @@ class PersonKeypoints:
 def body_keypoints(person: PersonKeypoints) -> BodyKeypoints:
     """What travels with the person through the estimator: the 2D keypoints, their visibility and the mask."""
     return BodyKeypoints(POSE_KEYPOINT_SET, person.keypoints[:, :2].copy(), person.visibility.copy(),
-                         person.segmentation, person.roi.tensor_to_image(person.segmentation.shape[0]))
+                         person.segmentation, person.roi.tensor_to_image(person.segmentation.shape[0]),
+                         person.presence.copy())
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
@@ -142,6 +143,22 @@ def landmark_model_input(image: np.ndarray, rois: list[Roi]) -> np.ndarray:
     """(N, 3, 256, 256) float32 in [0, 1]: the landmark model's crops of `rois` in an RGB uint8 image."""
     crops = np.stack([crop_roi(image, roi, LANDMARK_INPUT_SIZE) for roi in rois])
     return crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+
+
+def box_roi(box) -> Roi:
+    """The landmark model's upright square around an (x, y, w, h) person box: ROI_SCALE times its longer side,
+    centred on it (the margin mediapipe gives its ROIs)."""
+    x, y, width, height = (float(value) for value in box)
+    return Roi((x + width / 2.0, y + height / 2.0), ROI_SCALE * max(width, height))
+
+
+def keypoints_in_boxes(landmarker, image: np.ndarray, boxes) -> list[PersonKeypoints]:
+    """The landmark model (an active `DetectionRunner`) on the square around each person box, in one batch."""
+    regions = [box_roi(box) for box in boxes]
+    if not regions:
+        return []
+    outputs = landmarker.infer(landmark_model_input(image, regions))
+    return [batch_person_keypoints(outputs, index, region, image.shape[:2]) for index, region in enumerate(regions)]
 
 
 def batch_person_keypoints(outputs: dict[str, np.ndarray], index: int, roi: Roi, image_size: tuple[int, int],

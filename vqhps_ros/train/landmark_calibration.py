@@ -25,16 +25,15 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..body.joints import JointRegressor
-from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, PersonKeypoints, Roi
-from ..detect.keypoints import batch_person_keypoints, landmark_model_input
+from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, PersonKeypoints
+from ..detect.keypoints import keypoints_in_boxes
 from ..hps.camera import project_points
+from ..hps.keypoint_input import SEEN
 from ..humans import POSE_LANDMARK_NAMES
 from ..synth.scene import PersonTruth, SceneGenerator, SceneSettings, SyntheticFrame
 
 MIN_HEIGHT = 100.0  # pixels: the people observed are at least this tall ...
 MIN_VISIBLE = 0.5  # ... and this visible (`PersonTruth.visible_fraction`)
-ROI_SCALE = 1.25  # the landmark model's square: this times the true box's longer side, centred on the box
-SEEN = 0.5  # visibility and presence from which the model's landmark counts as seen
 WILD_DISTANCE = 0.1  # box heights: a landmark this far from the truth is a wrong guess, not noise
 SUM_TO_ONE_WEIGHT = 100.0  # how hard the fit holds the weights' sum at one (a row of the least-squares system)
 
@@ -92,15 +91,13 @@ def observe_landmarks(seed: int, num_frames: int, landmarker: DetectionRunner | 
 def observed_people(frame: SyntheticFrame, landmarker: DetectionRunner, min_height: float = MIN_HEIGHT,
                     min_visible: float = MIN_VISIBLE) -> list[tuple[PersonTruth, PersonKeypoints]]:
     """The frame's people at least `min_height` pixels tall and `min_visible` visible, each with what the landmark
-    model (active) makes of a square of ROI_SCALE times the true box's longer side around it."""
+    model (active) makes of the square around the true box (`detect.keypoints.box_roi`)."""
     people = [person for person in frame.people
               if person.box[3] >= min_height and person.visible_fraction >= min_visible]
     if not people:
         return []
-    regions = [Roi((x + w / 2, y + h / 2), ROI_SCALE * max(w, h)) for x, y, w, h in (p.box for p in people)]
-    outputs = landmarker.infer(landmark_model_input(frame.image, regions))
-    return [(person, batch_person_keypoints(outputs, index, region, frame.image.shape[:2]))
-            for index, (person, region) in enumerate(zip(people, regions, strict=True))]
+    found = keypoints_in_boxes(landmarker, frame.image, [person.box for person in people])
+    return list(zip(people, found, strict=True))
 
 
 def fit_landmark_weights(observations: LandmarkObservations, prior: JointRegressor, rest_vertices: np.ndarray,
