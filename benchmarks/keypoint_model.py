@@ -23,14 +23,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info, write_results  # noqa: E402
 
-from vqhps_ros.hps import KeypointMeshRegressor, KeypointRegressorConfig, TransformerDims  # noqa: E402
-from vqhps_ros.hps.model import VQHPS  # noqa: E402
 from vqhps_ros.models import load_demo_model  # noqa: E402
 from vqhps_ros.train.keypoint_data import KeypointSampler  # noqa: E402
 from vqhps_ros.train.keypoint_hps import (  # noqa: E402
     KeypointTraining,
     evaluate_on_renders,
     keypoint_dataset,
+    new_keypoint_model,
     train_keypoint_hps,
 )
 
@@ -63,11 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     image_model = load_demo_model().eval()
-    dims = TransformerDims(model_dim=args.width, nhead=4, feedforward_dim=2 * args.width, num_enc_layers=2,
-                           num_dec_layers=1, dropout=0.1)
-    regressor = KeypointMeshRegressor(KeypointRegressorConfig(dims, hidden=2 * args.width))
-    model = VQHPS(regressor, image_model.mesh_vqvae, image_model.pose_init, image_model.joint_regressor,
-                  image_model.joint_names, image_model.faces)
+    model = new_keypoint_model(image_model, args.width)
     data = keypoint_dataset(KeypointSampler(), model, args.samples, seed=args.seed)
     started = time.perf_counter()
     history = train_keypoint_hps(model, data, KeypointTraining(steps=args.steps, batch_size=args.batch,

@@ -56,6 +56,18 @@ def test_training_lowers_every_loss(demo):
     assert not model.regressor.training
 
 
+def test_the_learning_rate_warms_up_then_decays_and_a_time_budget_ends_training(demo):
+    settings = KeypointTraining(steps=1000, learning_rate=1e-3, warmup=0.1)
+    rates = [settings.learning_rate_at(settings.progress(step, 0.0)) for step in (0, 50, 100, 550, 1000)]
+    np.testing.assert_allclose(rates, [0.0, 5e-4, 1e-3, 5e-4, 0.0], atol=1e-12)
+    timed = KeypointTraining(steps=1000, minutes=1.0)
+    assert timed.progress(10, 30.0) == 0.5 and timed.progress(900, 30.0) == 0.9  # whichever is further
+    model = keypoint_model(demo)
+    data = keypoint_dataset(KeypointSampler(), model, 64, seed=12)
+    history = train_keypoint_hps(model, data, KeypointTraining(steps=10**6, batch_size=8, minutes=0.02))
+    assert history[-1]["step"] < 10**6 and history[-1]["seconds"] >= 1.2
+
+
 @pytest.mark.slow
 def test_the_measure_on_renders_compares_both_models_on_the_same_people(demo):
     report = evaluate_on_renders(keypoint_model(demo).eval(), seed=3001, num_frames=6, image_model=demo)

@@ -15,6 +15,7 @@ PA-MPJPE, PVE and PA-PVE (`metrics.evaluate_meshes`, millimetres), beside an ima
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -22,13 +23,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..hps.crops import apply_affines, crop_geometry_from_boxes, crop_people_cv2, crop_to_normalized
+from ..hps.crops import crop_geometry_from_boxes, crop_people_cv2
+from ..hps.keypoint_input import keypoint_model_input
+from ..hps.keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
 from ..hps.model import VQHPS
 from ..hps.rotation import rotation_6d_to_matrix
+from ..hps.transformer import TransformerDims
 from ..metrics import evaluate_meshes
 from .keypoint_data import KeypointSampler
 
 LOG = logging.getLogger(__name__)
+
+
+def new_keypoint_model(base: VQHPS, width: int = 128) -> VQHPS:
+    """An untrained keypoint-reading VQ-HPS of transformer width `width` (4 heads, 2 encoder layers, 1 decoder
+    layer) that decodes with `base`'s Mesh-VQ-VAE and publishes `base`'s joints and faces."""
+    dims = TransformerDims(model_dim=width, nhead=4, feedforward_dim=2 * width, num_enc_layers=2, num_dec_layers=1,
+                           dropout=0.1)
+    regressor = KeypointMeshRegressor(KeypointRegressorConfig(dims, hidden=2 * width))
+    return VQHPS(regressor, base.mesh_vqvae, base.pose_init, base.joint_regressor, base.joint_names, base.faces)
 
 
 def keypoint_dataset(sampler: KeypointSampler, model: VQHPS, count: int, seed: int, chunk: int = 512
@@ -49,6 +62,10 @@ def keypoint_dataset(sampler: KeypointSampler, model: VQHPS, count: int, seed: i
 
 @dataclass(frozen=True)
 class KeypointTraining:
+    """Optimiser settings. The learning rate warms up linearly over the first `warmup` of training, then follows a
+    cosine to zero; progress is the larger of the step count over `steps` and, when `minutes` is set, the time spent
+    over `minutes`, so a run given a time budget still ends its schedule (and stops) within it."""
+
     steps: int = 6000
     batch_size: int = 256
     learning_rate: float = 3e-4
@@ -57,6 +74,18 @@ class KeypointTraining:
     camera_weight: float = 1.0
     seed: int = 0
     log_every: int = 500
+    minutes: float | None = None
+    warmup: float = 0.05
+
+    def progress(self, step: int, seconds: float) -> float:
+        by_time = 0.0 if self.minutes is None else seconds / (60.0 * self.minutes)
+        return max(step / self.steps, by_time)
+
+    def learning_rate_at(self, progress: float) -> float:
+        if progress < self.warmup:
+            return self.learning_rate * (progress / self.warmup)
+        return 0.5 * self.learning_rate * (1.0 + math.cos(math.pi * min(1.0, (progress - self.warmup)
+                                                                        / (1.0 - self.warmup))))
 
 
 def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: KeypointTraining = KeypointTraining()
@@ -64,13 +93,15 @@ def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: Ke
     """Train the regressor in place (the Mesh-VQ-VAE stays frozen); returns the logged losses."""
     generator = torch.Generator().manual_seed(settings.seed)
     regressor = model.regressor
-    optimizer = torch.optim.AdamW(regressor.parameters(), lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=settings.steps)
+    optimizer = torch.optim.AdamW(regressor.parameters(), lr=0.0, weight_decay=settings.weight_decay)
     pose_init = model.pose_init.expand(settings.batch_size, -1)
     count, history, started = len(data["tokens"]), [], time.perf_counter()
     regressor.train()
-    for step in range(1, settings.steps + 1):
+    step, progress = 0, 0.0
+    while progress < 1.0:
+        step += 1
+        for group in optimizer.param_groups:
+            group["lr"] = settings.learning_rate_at(progress)
         batch = torch.randint(count, (settings.batch_size,), generator=generator)
         logits, rot6d, cam = regressor(data["keypoints"][batch], pose_init)
         token_loss = F.cross_entropy(logits.flatten(0, 1), data["tokens"][batch].flatten())
@@ -80,8 +111,8 @@ def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: Ke
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        schedule.step()
-        if step % settings.log_every == 0 or step == settings.steps:
+        progress = settings.progress(step, time.perf_counter() - started)
+        if step % settings.log_every == 0 or progress >= 1.0:
             entry = {"step": step, "tokens": token_loss.item(), "rotation": rotation_loss.item(),
                      "camera": camera_loss.item(), "seconds": round(time.perf_counter() - started, 1)}
             history.append(entry)
@@ -93,9 +124,9 @@ def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: Ke
 def evaluate_on_renders(model: VQHPS, seed: int, num_frames: int, image_model: VQHPS | None = None,
                         landmarker=None) -> dict:
     """See the module docstring: per model, the mean errors in mm over the rendered people, and their count."""
-    from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner
+    from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, body_keypoints
     from ..synth.scene import SceneGenerator
-    from .landmark_calibration import SEEN, observed_people
+    from .landmark_calibration import observed_people
 
     rng = np.random.default_rng(seed)
     generator = SceneGenerator()
@@ -108,11 +139,9 @@ def evaluate_on_renders(model: VQHPS, seed: int, num_frames: int, image_model: V
         if not observed:
             continue
         boxes = np.stack([person.box for person, _ in observed])
-        found = [keypoints for _, keypoints in observed]
-        crop = crop_to_normalized(apply_affines(crop_geometry_from_boxes(boxes).crop_from_image,
-                                                np.stack([keypoints.keypoints[:, :2] for keypoints in found])))
-        seen = np.stack([(keypoints.visibility >= SEEN) & (keypoints.presence >= SEEN) for keypoints in found])
-        inputs = np.concatenate([np.where(seen[..., None], crop, 0.0), seen[..., None]], axis=2)
+        geometry = crop_geometry_from_boxes(boxes)
+        inputs = keypoint_model_input([body_keypoints(found) for _, found in observed], geometry,
+                                      frame.image.shape[:2])
         with torch.no_grad():
             predicted["keypoint model"].append(model(torch.tensor(inputs, dtype=torch.float32)).verts)
             if image_model is not None:

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Train the keypoint-reading VQ-HPS that the package ships (`vqhps_ros/models/free_body_keypoint_vqhps.pt`).
+
+    python tools/train_keypoint_model.py --out keypoint_vqhps.pt [--samples 200000] [--steps 20000] [--minutes 90]
+
+Samples (`train.keypoint_data.KeypointSampler`, seed `--seed`, no rendering) are tokenised by the bundled
+Mesh-VQ-VAE; the regressor (`train.keypoint_hps.new_keypoint_model`, width `--width`) is trained with
+`train.keypoint_hps.train_keypoint_hps` for `--steps` steps or `--minutes`, whichever ends first (the learning-rate
+schedule follows the earlier of the two). The output is a complete model file (`hps.save_model`) with the settings
+and the loss history; `tools/bundle_keypoint_model.py` turns it into the shipped file and measures it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from vqhps_ros.hps import save_model
+from vqhps_ros.models import load_demo_model
+from vqhps_ros.train.keypoint_data import KeypointSampler
+from vqhps_ros.train.keypoint_hps import KeypointTraining, keypoint_dataset, new_keypoint_model, train_keypoint_hps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="model file to write")
+    parser.add_argument("--samples", type=int, default=200_000)
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--minutes", type=float, default=None, help="time budget of the training loop")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=100, help="of the samples (keep it apart from measuring seeds)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    model = new_keypoint_model(load_demo_model(), args.width)
+    started = time.perf_counter()
+    data = keypoint_dataset(KeypointSampler(), model, args.samples, seed=args.seed)
+    logging.info("%d samples in %.0f s", args.samples, time.perf_counter() - started)
+    settings = KeypointTraining(steps=args.steps, batch_size=args.batch, learning_rate=args.learning_rate,
+                                minutes=args.minutes, log_every=250)
+    history = train_keypoint_hps(model, data, settings)
+    save_model(model, args.out, training={"samples": args.samples, "sample_seed": args.seed, "width": args.width,
+                                          **asdict(settings)}, history=history)
+    logging.info("wrote %s after %d steps", args.out, history[-1]["step"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
