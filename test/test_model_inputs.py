@@ -13,7 +13,7 @@ from vqhps_ros.hps import KeypointMeshRegressor, KeypointRegressorConfig, Transf
 from vqhps_ros.hps.model import VQHPS
 from vqhps_ros.humans import POSE_KEYPOINT_SET, BodyKeypoints, Detection, Frame
 from vqhps_ros.model_inputs import CropInputs, KeypointInputs
-from vqhps_ros.models import load_demo_model
+from vqhps_ros.models import load_image_model
 from vqhps_ros.runtime import TorchEngine
 from vqhps_ros.runtime.export import model_topology
 from vqhps_ros.synth.scene import SceneGenerator
@@ -24,7 +24,7 @@ SMALL = KeypointRegressorConfig(TransformerDims(model_dim=32, nhead=4, feedforwa
 @pytest.fixture(scope="module")
 def keypoint_model():
     torch.manual_seed(0)
-    demo = load_demo_model()
+    demo = load_image_model()
     return VQHPS(KeypointMeshRegressor(SMALL), demo.mesh_vqvae, demo.pose_init, demo.joint_regressor,
                  demo.joint_names, demo.faces).eval()
 
@@ -62,6 +62,9 @@ def test_persons_without_readable_keypoints_are_skipped_and_counted(rendered):
     assert skipped == {"foreign_keypoint_set": 1, "too_few_keypoints": 2}
     assert inputs.indices == (1,) and inputs.batch.shape == (1, 33, 3)
     assert inputs.detections[0] is persons[1] and inputs.boxes.shape == (1, 4)
+    none_readable = KeypointInputs().prepare(frame, persons[2:], Counter())
+    assert none_readable.indices == () and none_readable.batch.shape == (0, 33, 3)
+    assert none_readable.boxes.shape == (0, 4)
 
 
 def test_the_landmark_model_reads_boxes_that_come_without_keypoints(rendered, landmarker):

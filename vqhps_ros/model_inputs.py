@@ -46,15 +46,19 @@ class ModelInputs:
 
     @property
     def boxes(self) -> np.ndarray:
-        return np.stack([detection.box for detection in self.detections]).reshape(-1, 4)
+        return boxes_of(self.detections)
+
+
+def boxes_of(detections) -> np.ndarray:
+    """(N, 4) float64 x, y, w, h of the persons (N may be 0)."""
+    return np.array([detection.box for detection in detections], dtype=np.float64).reshape(-1, 4)
 
 
 class CropInputs:
     """The image model's input: the 224 x 224 crop of every person box."""
 
     def prepare(self, frame: Frame, detections: tuple[Detection, ...], skipped: Counter) -> ModelInputs:
-        boxes = np.stack([detection.box for detection in detections]).reshape(-1, 4)
-        crops = crop_people(frame.image, boxes)
+        crops = crop_people(frame.image, boxes_of(detections))
         return ModelInputs(crops.images, crops.geometry, tuple(detections), tuple(range(len(detections))))
 
     def warm_up(self) -> None:
@@ -79,8 +83,7 @@ class KeypointInputs:
         completed = self._with_keypoints(frame, detections)
         kept = [index for index, detection in enumerate(completed) if self._readable(detection, frame, skipped)]
         persons = tuple(completed[index] for index in kept)
-        boxes = np.stack([detection.box for detection in persons]).reshape(-1, 4)
-        geometry = crop_geometry_from_boxes(boxes)
+        geometry = crop_geometry_from_boxes(boxes_of(persons))
         batch = keypoint_model_input([detection.keypoints for detection in persons], geometry, frame.image_size)
         return ModelInputs(batch, geometry, persons, tuple(kept))
 

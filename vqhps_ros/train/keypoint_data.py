@@ -20,6 +20,7 @@ the box stops there.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,7 +183,8 @@ class KeypointSampler:
         inside = ((pixels[..., 0] >= 0) & (pixels[..., 0] <= width - 1) & (pixels[..., 1] >= 0)
                   & (pixels[..., 1] <= bottom[:, None]))
         shown = np.where(inside[..., None], pixels, np.nan)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # a person entirely out of view has no box: NaN, and is not usable
+            warnings.simplefilter("ignore", RuntimeWarning)
             low, high = np.nanmin(shown, axis=1), np.nanmax(shown, axis=1)
         boxes = np.concatenate([low, high - low], axis=1)
         usable = (inside.mean(axis=1) >= 0.5) & np.isfinite(boxes).all(axis=1) & (boxes[:, 3] >= 40)
