@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info, write_results  # noqa: E402
 
-from vqhps_ros.models import load_demo_model  # noqa: E402
+from vqhps_ros.models import load_image_model  # noqa: E402
 from vqhps_ros.train.keypoint_data import KeypointSampler  # noqa: E402
 from vqhps_ros.train.keypoint_hps import (  # noqa: E402
     KeypointTraining,
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    image_model = load_demo_model().eval()
+    image_model = load_image_model().eval()
     model = new_keypoint_model(image_model, args.width)
     data = keypoint_dataset(KeypointSampler(), model, args.samples, seed=args.seed)
     started = time.perf_counter()

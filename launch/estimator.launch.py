@@ -34,6 +34,8 @@ ARGUMENTS = {
     "detections_topic": ("", "vision_msgs/Detection2DArray person boxes; empty: no external detections"),
     "person_source": ("", "auto, detections, builtin, both, full_frame (default: the config file's, auto)"),
     "config_file": ("", "parameter file (default: share/vqhps_ros/config/estimator.yaml)"),
+    "model": ("", "model file (.pt), exported graph (.onnx) or bundled:keypoints / bundled:image (default: the "
+                  "config file's, the bundled keypoint model)"),
     "backend": ("", "inference backend: auto, tensorrt, onnxruntime, pytorch (default: the config file's)"),
     "engine_cache_dir": ("", "folder of built TensorRT engines (default: the config file's)"),
     "temporal": ("", "true or false: the temporal stage (tracking, smoothing; default: the config file's)"),
@@ -79,6 +81,8 @@ def _overrides(value: dict) -> dict:
     overrides = {"inputs.compressed": compressed, "inputs.use_detections": bool(value["detections_topic"])}
     if value["person_source"]:
         overrides["persons.source"] = value["person_source"]
+    if value["model"]:
+        overrides["model.path"] = value["model"]
     if value["backend"]:
         overrides["model.backend"] = value["backend"]
     if value["engine_cache_dir"]:

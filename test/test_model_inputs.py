@@ -110,3 +110,19 @@ def test_the_estimator_feeds_a_keypoint_model_and_publishes_the_keypoints(render
 
 def _overlaps(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def test_a_person_cut_by_the_image_border_is_read_from_the_keypoints_inside(rendered, landmarker):
+    frame, person = rendered
+    x, y, width, height = person.box
+    cut_row = int(y + 0.55 * height)  # the image ends at the person's hips, as a robot sees people close by
+    cut = Frame(np.ascontiguousarray(frame.image[:cut_row]), 1, "camera", frame.intrinsics)
+    box = np.array([x, y, width, cut_row - y])
+    skipped = Counter()
+    inputs = KeypointInputs(landmarker).prepare(cut, (Detection(box, 0.9, "person"),), skipped)
+    assert inputs.indices == (0,) and not skipped
+    seen = inputs.batch[0, :, 2] == 1
+    assert seen[:13].sum() >= 8  # face and shoulders
+    assert not seen[25:].any()  # knees, ankles and feet lie below the image
+    points = inputs.detections[0].keypoints.points
+    assert np.all(points[seen, 1] < cut_row)

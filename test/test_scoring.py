@@ -14,7 +14,7 @@ from vqhps_ros.demo import run_demo
 from vqhps_ros.errors import InputError
 from vqhps_ros.humans import FrameResult, Human
 from vqhps_ros.io import messages
-from vqhps_ros.models import load_demo_model
+from vqhps_ros.models import load_image_model
 from vqhps_ros.runtime.export import model_topology
 from vqhps_ros.scoring import (
     PublishedHuman,
@@ -35,7 +35,7 @@ def write_replay_of_truth(path, truth, id_of_track, frames=20):
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     types = messages.rosbags_types()
-    topology = model_topology(load_demo_model())
+    topology = model_topology(load_image_model())
     vertices = TruthVertices(truth)
     stamps = np.unique(truth["stamp_ns"])[:frames]
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:

@@ -26,7 +26,7 @@ from vqhps_ros.checkpoints import atomic_torch_save, inference_checkpoint, read_
 from vqhps_ros.errors import CheckpointError
 from vqhps_ros.hps.checkpoint import PACKAGE_KEY
 from vqhps_ros.mesh_vq import load_mesh_vqvae
-from vqhps_ros.models import DEMO_MESH_VQVAE, DEMO_MODEL, METRICS_FILE
+from vqhps_ros.models import DEMO_MESH_VQVAE, IMAGE_MODEL, METRICS_FILE
 from vqhps_ros.train.hps import evaluate_model_file
 from vqhps_ros.train.mesh_vq import load_meshes, validate
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     mesh_vqvae_file, model_file = read_checkpoint(args.mesh_vqvae), read_checkpoint(args.model)
     _check_same_mesh_vqvae(mesh_vqvae_file, model_file, args.model)
     atomic_torch_save(inference_checkpoint(mesh_vqvae_file, args.storage), DEMO_MESH_VQVAE)
-    atomic_torch_save(inference_checkpoint(model_file, args.storage), DEMO_MODEL)
+    atomic_torch_save(inference_checkpoint(model_file, args.storage), IMAGE_MODEL)
     metrics = measure_bundle(args.test, args.storage, model_file)
     write_bytes_atomically((json.dumps(metrics, indent=2) + "\n").encode(), METRICS_FILE)
     print(json.dumps(metrics, indent=2))
@@ -55,12 +55,12 @@ def measure_bundle(test_folder: Path, storage: str, model_file: dict) -> dict:
     info = json.loads((test_folder / "dataset_info.json").read_text())
     mesh_vq = validate(load_mesh_vqvae(DEMO_MESH_VQVAE), load_meshes(test_folder / "annotations.npz"),
                        MESH_VQ_BATCH)
-    regressor = evaluate_model_file(DEMO_MODEL, test_folder)
+    regressor = evaluate_model_file(IMAGE_MODEL, test_folder)
     return {
         "test_set": {"seed": info["seed"], "frames": info["num_frames"], "people": info["num_records"]},
         "storage": storage,
         "mesh_vqvae": {"file": DEMO_MESH_VQVAE.name, "megabytes": _megabytes(DEMO_MESH_VQVAE), **_rounded(mesh_vq)},
-        "vqhps": {"file": DEMO_MODEL.name, "megabytes": _megabytes(DEMO_MODEL),
+        "vqhps": {"file": IMAGE_MODEL.name, "megabytes": _megabytes(IMAGE_MODEL),
                   "regressor": model_file[PACKAGE_KEY]["config"],
                   "epochs": model_file.get("epoch"), "steps": model_file.get("step"),
                   "train_config": model_file.get("train_config", {}), **_rounded(regressor)},

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Train the keypoint-reading VQ-HPS that the package ships (`vqhps_ros/models/free_body_keypoint_vqhps.pt`).
 
-    python tools/train_keypoint_model.py --out keypoint_vqhps.pt [--samples 200000] [--steps 20000] [--minutes 90]
+    python tools/train_keypoint_model.py --out keypoint_vqhps.pt [--samples 200000] [--minutes 95] [--bundle]
 
 Samples (`train.keypoint_data.KeypointSampler`, seed `--seed`, no rendering) are tokenised by the bundled
 Mesh-VQ-VAE; the regressor (`train.keypoint_hps.new_keypoint_model`, width `--width`) is trained with
 `train.keypoint_hps.train_keypoint_hps` for `--steps` steps or `--minutes`, whichever ends first (the learning-rate
 schedule follows the earlier of the two). The output is a complete model file (`hps.save_model`) with the settings
-and the loss history; `tools/bundle_keypoint_model.py` turns it into the shipped file and measures it.
+and the loss history. `--bundle` also writes the shipped copy, `vqhps_ros/models/free_body_keypoint_vqhps.pt`
+(inference only, float16 storage: `checkpoints.inference_checkpoint`); `benchmarks/default_model.py` measures it.
+The shipped model: `--samples 200000 --steps 40000 --minutes 95 --bundle` (seeds and sizes at their defaults).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+from vqhps_ros.checkpoints import atomic_torch_save, inference_checkpoint, read_checkpoint
 from vqhps_ros.hps import save_model
-from vqhps_ros.models import load_demo_model
+from vqhps_ros.models import KEYPOINT_MODEL, load_image_model
 from vqhps_ros.train.keypoint_data import KeypointSampler
 from vqhps_ros.train.keypoint_hps import KeypointTraining, keypoint_dataset, new_keypoint_model, train_keypoint_hps
 
@@ -38,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=100, help="of the samples (keep it apart from measuring seeds)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bundle", action="store_true", help=f"also write the shipped copy, {KEYPOINT_MODEL.name}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    model = new_keypoint_model(load_demo_model(), args.width)
+    model = new_keypoint_model(load_image_model(), args.width)
     started = time.perf_counter()
     data = keypoint_dataset(KeypointSampler(), model, args.samples, seed=args.seed)
     logging.info("%d samples in %.0f s", args.samples, time.perf_counter() - started)
@@ -51,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     save_model(model, args.out, training={"samples": args.samples, "sample_seed": args.seed, "width": args.width,
                                           **asdict(settings)}, history=history)
     logging.info("wrote %s after %d steps", args.out, history[-1]["step"])
+    if args.bundle:
+        bundle(args.out)
     return 0
+
+
+def bundle(model_file: Path) -> None:
+    """The shipped copy of a trained model file: weights only, stored as float16."""
+    atomic_torch_save(inference_checkpoint(read_checkpoint(model_file), "float16"), KEYPOINT_MODEL)
+    logging.info("wrote %s", KEYPOINT_MODEL)
 
 
 if __name__ == "__main__":

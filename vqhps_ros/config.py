@@ -115,8 +115,9 @@ class InputsConfig(_Section):
 class ModelConfig(_Section):
     """The mesh network and the engine that runs it (`vqhps_ros.runtime.create_engine`)."""
 
-    path: str = _setting("", 'Model file: a VQ-HPS model file (.pt, PyTorch backend) or an exported graph (.onnx, '
-                             'every backend); "" = the bundled default model.')
+    path: str = _setting("", 'Model file: a VQ-HPS model file (.pt, PyTorch backend), an exported graph (.onnx, '
+                             'every backend) or a bundled model (bundled:keypoints, bundled:image); "" = the '
+                             'bundled default model (bundled:keypoints, reads body keypoints).')
     backend: str = _setting("auto", "Inference backend. auto: TensorRT when CUDA and tensorrt are present, else "
                                     "ONNX Runtime, else PyTorch; the choice is logged.",
                             choices=("auto", "tensorrt", "onnxruntime", "pytorch"))

@@ -10,10 +10,10 @@ import torch
 from vqhps_ros.errors import CheckpointError
 from vqhps_ros.models import (
     DEMO_MESH_VQVAE,
-    DEMO_MODEL,
+    IMAGE_MODEL,
     demo_metrics,
     load_demo_mesh_vqvae,
-    load_demo_model,
+    load_image_model,
 )
 from vqhps_ros.synth import write_dataset
 from vqhps_ros.train.hps import evaluate_model_file
@@ -38,14 +38,14 @@ def card():
 
 
 def test_the_bundle_loads_and_its_models_fit_together(card):
-    model, mesh_vqvae = load_demo_model(), load_demo_mesh_vqvae()
+    model, mesh_vqvae = load_image_model(), load_demo_mesh_vqvae()
     assert model.num_vertices == mesh_vqvae.num_vertices == 1229
     assert (mesh_vqvae.num_tokens, mesh_vqvae.num_embeddings) == (54, 512)
     assert model.faces is not None and model.faces.max() == 1228
     for key, value in mesh_vqvae.state_dict().items():
         assert torch.equal(model.mesh_vqvae.state_dict()[key], value), f"the regressor decodes with another {key}"
     assert model.regressor.config.backbone == card["vqhps"]["regressor"]["backbone"] == "resnet18_quarter"
-    assert DEMO_MODEL.stat().st_size + DEMO_MESH_VQVAE.stat().st_size < SIZE_LIMIT_MB * 1e6
+    assert IMAGE_MODEL.stat().st_size + DEMO_MESH_VQVAE.stat().st_size < SIZE_LIMIT_MB * 1e6
 
 
 def test_mesh_vqvae_reconstructs_held_out_people_as_its_card_says(held_out, card):
@@ -57,7 +57,7 @@ def test_mesh_vqvae_reconstructs_held_out_people_as_its_card_says(held_out, card
 
 
 def test_regressor_errors_on_held_out_people_as_its_card_says(held_out, card):
-    found = evaluate_model_file(DEMO_MODEL, held_out)
+    found = evaluate_model_file(IMAGE_MODEL, held_out)
     expected = card["vqhps"]
     print({key: round(found[key], 1) for key in ("token_accuracy_pct", "mpjpe_mm", "pa_mpjpe_mm", "pve_mm")})
     assert found["samples"] >= 20
@@ -69,6 +69,9 @@ def test_regressor_errors_on_held_out_people_as_its_card_says(held_out, card):
 def test_a_missing_bundled_file_says_what_is_missing(monkeypatch, tmp_path):
     import vqhps_ros.models as models
 
-    monkeypatch.setattr(models, "DEMO_MODEL", tmp_path / "free_body_vqhps.pt")
+    monkeypatch.setitem(models.BUNDLED_MODELS, "image", tmp_path / "free_body_vqhps.pt")
     with pytest.raises(CheckpointError, match="bundled file .*free_body_vqhps.pt is missing"):
-        models.load_demo_model()
+        models.load_image_model()
+    with pytest.raises(CheckpointError, match=r"no bundled model named 'hrnet'; the bundled models are \['image', "
+                                              r"'keypoints'\]"):
+        models.bundled_model_path("hrnet")

@@ -13,7 +13,7 @@ KEYPOINTS = 33  # mediapipe's pose landmarks
 
 
 def test_people_are_found_without_a_detector_and_carry_their_keypoints(launch_estimator, ros, rh, photo_frames):
-    launch = launch_estimator(NODE, detections_topic=None, person_source=None)  # the launch file's defaults
+    launch = launch_estimator(NODE, detections_topic=None, person_source=None, model=None)  # the defaults
     launch.wait_for_log(rf"\[{NODE}\]: active: ", timeout=240)
     humans = ros.inbox(rh.message_class("vqhps_ros/msg/HumanMeshArray"), f"/{NODE}/humans", rh.qos("reliable", 100))
     topology = ros.inbox(rh.message_class("vqhps_ros/msg/MeshTopology"), f"/{NODE}/mesh_topology",

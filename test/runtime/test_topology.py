@@ -11,7 +11,7 @@ from vqhps_ros.body import H36M_17_JOINT_NAMES
 from vqhps_ros.config import load_config
 from vqhps_ros.errors import CheckpointError, InputError
 from vqhps_ros.hps import save_model
-from vqhps_ros.models import load_demo_model
+from vqhps_ros.models import load_image_model
 from vqhps_ros.runtime import export_vqhps
 from vqhps_ros.runtime.export import model_topology
 from vqhps_ros.runtime.loading import exported_graph, load_engine, resolve_model_path
@@ -46,7 +46,7 @@ def test_exported_graph_carries_the_topology_of_its_model(model, graph):
 
 
 def test_bundled_model_is_h36m_17_with_its_skeleton():
-    topology = model_topology(load_demo_model())
+    topology = model_topology(load_image_model())
     assert topology.joint_set == "h36m_17" and topology.joint_names == H36M_17_JOINT_NAMES
     assert topology.num_vertices == 1229 and topology.faces.shape == (2454, 3)
     assert topology.num_tokens == 54 and topology.codebook_size == 512
@@ -80,7 +80,10 @@ def test_unreadable_graph_files_are_named(tmp_path):
 
 
 def test_model_paths_are_checked(tmp_path):
-    assert resolve_model_path("").name == "free_body_vqhps.pt"  # the bundled default
+    assert resolve_model_path("").name == "free_body_keypoint_vqhps.pt"  # the bundled default
+    assert resolve_model_path("bundled:image").name == "free_body_vqhps.pt"
+    with pytest.raises(CheckpointError, match="no bundled model named 'nothing'"):
+        resolve_model_path("bundled:nothing")
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve_model_path(str(tmp_path / "missing.pt"))
     (tmp_path / "weights.bin").write_bytes(b"x")

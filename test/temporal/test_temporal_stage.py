@@ -14,10 +14,11 @@ from vqhps_ros.humans import MeshTopology
 from vqhps_ros.io import messages, read_frames
 from vqhps_ros.io.outputs import MARKERS, FrameOutputs
 from vqhps_ros.metrics import accel_error
-from vqhps_ros.models import load_demo_model
+from vqhps_ros.models import load_image_model
 from vqhps_ros.persons import DetectionFilter
 from vqhps_ros.runtime import TorchEngine
 from vqhps_ros.runtime.export import model_topology
+from vqhps_ros.runtime.signatures import TensorSpec
 from vqhps_ros.scoring import box_iou, load_truth
 from vqhps_ros.temporal import TemporalTracker
 
@@ -27,7 +28,7 @@ FRAMES = 45  # 3 s: person 1 throughout, person 2 walks in (detected from frame 
 @pytest.fixture(scope="module")
 def sample_results():
     """The first FRAMES frames of the sample bag through the bundled model, per frame and with the temporal stage."""
-    model = load_demo_model()
+    model = load_image_model()
     frames = list(islice(read_frames(sample_bag_path()), FRAMES))
     results = {}
     with TorchEngine(model) as engine:
@@ -82,8 +83,11 @@ def test_predicted_persons_are_flagged_and_filtered_meshes_are_placed(sample_res
 
 
 def test_the_estimator_builds_the_stage_from_the_configuration(monkeypatch):
+    class CropEngine:
+        input_metadata = (TensorSpec("crops", "float32", ("batch", 3, 224, 224)),)
+
     class Loaded:
-        engine, topology = object(), MeshTopology("test_body", 3, np.array([[0, 1, 2]]), "", (), 1, 2)
+        engine, topology = CropEngine(), MeshTopology("test_body", 3, np.array([[0, 1, 2]]), "", (), 1, 2)
 
     monkeypatch.setattr("vqhps_ros.runtime.loading.load_engine", lambda model_config: Loaded())
     boxes_only = "persons.source=detections"

@@ -9,7 +9,7 @@ from vqhps_ros.errors import InputError
 from vqhps_ros.hps.keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
 from vqhps_ros.hps.model import VQHPS
 from vqhps_ros.hps.transformer import TransformerDims
-from vqhps_ros.models import load_demo_model
+from vqhps_ros.models import load_image_model
 from vqhps_ros.train.keypoint_data import KeypointSampler
 from vqhps_ros.train.keypoint_hps import KeypointTraining, evaluate_on_renders, keypoint_dataset, train_keypoint_hps
 
@@ -18,7 +18,7 @@ SMALL = KeypointRegressorConfig(TransformerDims(model_dim=32, nhead=4, feedforwa
 
 @pytest.fixture(scope="module")
 def demo():
-    return load_demo_model().eval()
+    return load_image_model().eval()
 
 
 def keypoint_model(demo, config=SMALL) -> VQHPS:

@@ -1,7 +1,11 @@
-"""The bundled demo models of the free body: a Mesh-VQ-VAE and a compact VQ-HPS trained on synthetic people.
+"""The bundled models of the free body: a Mesh-VQ-VAE and two VQ-HPS regressors that decode with it.
 
-`MODEL_CARD.md` beside this file says how they were trained and how well they do; `metrics.json` holds the card's
-held-out figures (written by `tools/bundle_demo_models.py` from the shipped files themselves).
+- `keypoints` (the default): reads the 33 body keypoints of the built-in detector's landmark model, trained on
+  sampled free-body people with that model's measured noise (`tools/train_keypoint_model.py`);
+- `image`: reads 224 x 224 person crops, trained on synthetic renders (`tools/bundle_demo_models.py`).
+
+`MODEL_CARD.md` beside this file says how they were trained and how well they do; `metrics.json` holds the image
+model's held-out figures (written by `tools/bundle_demo_models.py` from the shipped files themselves).
 """
 
 from __future__ import annotations
@@ -14,19 +18,28 @@ from ..hps import VQHPS, load_model
 from ..mesh_vq import MeshVQVAE, load_mesh_vqvae
 
 MODELS_DIR = Path(__file__).resolve().parent
-DEMO_MODEL = MODELS_DIR / "free_body_vqhps.pt"
+IMAGE_MODEL = MODELS_DIR / "free_body_vqhps.pt"
+KEYPOINT_MODEL = MODELS_DIR / "free_body_keypoint_vqhps.pt"
 DEMO_MESH_VQVAE = MODELS_DIR / "free_body_mesh_vqvae.pt"
 METRICS_FILE = MODELS_DIR / "metrics.json"
+BUNDLED_MODELS = {"keypoints": KEYPOINT_MODEL, "image": IMAGE_MODEL}  # by name, the default first
+DEFAULT_MODEL = "keypoints"
 
 
-def demo_model_path() -> Path:
-    """The bundled VQ-HPS file (checked to exist): what `vqhps-ros demo` runs without --model."""
-    return _bundled(DEMO_MODEL)
+def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """The bundled VQ-HPS file of that name (checked to exist): the default is what runs without a model path."""
+    if name not in BUNDLED_MODELS:
+        raise CheckpointError(f"no bundled model named {name!r}; the bundled models are {sorted(BUNDLED_MODELS)}")
+    return _bundled(BUNDLED_MODELS[name])
 
 
-def load_demo_model() -> VQHPS:
-    """The bundled VQ-HPS (ResNet-18-quarter backbone, free-body meshes of 1229 vertices), in eval mode."""
-    return load_model(demo_model_path())
+def default_model_path() -> Path:
+    return bundled_model_path(DEFAULT_MODEL)
+
+
+def load_image_model() -> VQHPS:
+    """The bundled image VQ-HPS (ResNet-18-quarter backbones, free-body meshes of 1229 vertices), in eval mode."""
+    return load_model(bundled_model_path("image"))
 
 
 def load_demo_mesh_vqvae() -> MeshVQVAE:
@@ -35,7 +48,8 @@ def load_demo_mesh_vqvae() -> MeshVQVAE:
 
 
 def demo_metrics() -> dict:
-    """The model card's figures on held-out synthetic people: {"mesh_vqvae": {...}, "vqhps": {...}}."""
+    """The model card's figures of the image model on held-out synthetic people: {"mesh_vqvae": {...},
+    "vqhps": {...}}."""
     return json.loads(_bundled(METRICS_FILE).read_text())
 
 

@@ -30,6 +30,9 @@ class LoadedModel:
     source: Path  # the model file or graph that runs
 
 
+BUNDLED_PREFIX = "bundled:"
+
+
 def load_engine(model_config) -> LoadedModel:
     """An active engine for `model_config` (the configuration's `model` section) and its mesh topology."""
     from . import create_engine, default_cache_dir
@@ -57,11 +60,12 @@ def load_engine(model_config) -> LoadedModel:
 
 
 def resolve_model_path(path: str) -> Path:
-    """The configured model file or graph; "" is the bundled default model."""
-    if not path:
-        from ..models import demo_model_path
+    """The configured model file or graph: "" is the bundled default model, "bundled:NAME" a bundled model by name
+    (`models.BUNDLED_MODELS`)."""
+    if not path or path.startswith(BUNDLED_PREFIX):
+        from ..models import bundled_model_path, default_model_path
 
-        return demo_model_path()
+        return bundled_model_path(path.removeprefix(BUNDLED_PREFIX)) if path else default_model_path()
     resolved = Path(path).expanduser()
     if not resolved.is_file():
         raise CheckpointError(f"model.path {resolved} does not exist (expected a model file .pt or a graph .onnx)")
