@@ -1,0 +1,77 @@
+"""Refining a mesh against 2D targets: sparse keypoint targets pull a perturbed person towards the true one, and the
+regressed mesh is kept when the targets are too few or nothing improves."""
+
+import numpy as np
+import pytest
+import torch
+
+from vqhps_ros.body import free_body_pose_landmarks
+from vqhps_ros.errors import InputError
+from vqhps_ros.hps.camera import project_points
+from vqhps_ros.models import load_demo_mesh_vqvae
+from vqhps_ros.refine import NOT_IMPROVED, REFINED, TOO_FEW_TARGETS, MeshRefiner, RefineSettings
+from vqhps_ros.refine.optimize import rotation_from_vector
+from vqhps_ros.train.keypoint_data import KeypointNoise, KeypointSampler, KeypointSampling
+
+K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A true person and a regressed guess of them: another pose, 8 degrees off in rotation, 12 cm off in place."""
+    torch.manual_seed(0)
+    mesh_vqvae = load_demo_mesh_vqvae()
+    samples = KeypointSampler(KeypointSampling(noise=KeypointNoise.none())).sample(np.random.default_rng(4), 2)
+    with torch.no_grad():
+        tokens = mesh_vqvae.encode(torch.from_numpy(samples.canonical_vertices).float()).numpy()
+    refiner = MeshRefiner(mesh_vqvae, RefineSettings(iterations=40, budget_ms=60_000))
+    rotation = samples.rotation[0]
+    truth = refiner.initial_state(tokens[0], rotation, np.array([0.1, 0.2, 3.5]))
+    turn = rotation_from_vector(torch.tensor([0.0, np.radians(8.0), 0.0], dtype=torch.float64)).numpy()
+    guess = refiner.initial_state(tokens[1], turn @ rotation, np.array([0.22, 0.16, 3.5]))
+    return refiner, truth, guess
+
+
+def vertices_of(refiner, state) -> np.ndarray:
+    with torch.no_grad():
+        canonical = refiner.mesh_vqvae.decode_latent(torch.from_numpy(state.latent)[None])[0].double().numpy()
+    return canonical @ state.rotation.T + state.translation
+
+
+def test_sparse_keypoints_pull_the_mesh_towards_the_person(scene):
+    refiner, truth, guess = scene
+    landmarks = free_body_pose_landmarks().matrix
+    true_vertices = vertices_of(refiner, truth)
+    targets = project_points((landmarks @ true_vertices)[None], K)[0]
+    result = refiner.refine(guess, targets, np.ones(33), landmarks, K)
+    assert result.status == REFINED and result.iterations == 40
+    assert result.error_after_px < 0.1 * result.error_before_px  # 40 px -> under 4
+    before = np.linalg.norm(vertices_of(refiner, guess) - true_vertices, axis=1).mean()
+    after = np.linalg.norm(result.vertices - true_vertices, axis=1).mean()
+    assert after < 0.6 * before  # 2D targets alone also bring the 3D mesh closer (255 -> about 100 mm)
+    np.testing.assert_allclose(result.vertices, vertices_of(refiner, result.state), atol=1e-4)
+
+
+def test_the_regressed_mesh_is_kept_when_targets_are_few_or_nothing_improves(scene):
+    refiner, truth, guess = scene
+    landmarks = free_body_pose_landmarks().matrix
+    guess_vertices = vertices_of(refiner, guess)
+    exact = project_points((landmarks @ guess_vertices)[None], K)[0]
+    few = np.zeros(33)
+    few[:4] = 1.0
+    kept = refiner.refine(guess, exact + 30.0, few, landmarks, K)
+    assert kept.status == TOO_FEW_TARGETS and kept.state is guess
+    np.testing.assert_allclose(kept.vertices, guess_vertices, atol=1e-4)
+    already_there = refiner.refine(guess, exact, np.ones(33), landmarks, K)
+    assert already_there.status == NOT_IMPROVED and already_there.error_after_px == already_there.error_before_px
+    with pytest.raises(InputError, match=r"a \(P, 1229\) target matrix"):
+        refiner.refine(guess, exact, np.ones(33), landmarks[:, :100], K)
+
+
+def test_the_budget_stops_the_refinement(scene):
+    refiner, truth, guess = scene
+    landmarks = free_body_pose_landmarks().matrix
+    targets = project_points((landmarks @ vertices_of(refiner, truth))[None], K)[0]
+    quick = MeshRefiner(refiner.mesh_vqvae, RefineSettings(iterations=10_000, budget_ms=40.0))
+    result = quick.refine(guess, targets, np.ones(33), landmarks, K)
+    assert 1 <= result.iterations < 10_000 and result.milliseconds < 1000
