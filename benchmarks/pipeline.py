@@ -1,10 +1,11 @@
 """The whole pipeline on the sample bag: time per stage of `vqhps-ros replay`, and how fast it runs against real time.
 
 Stages: read (bag read, deserialisation, frame assembly), decode (image), persons, crop, engine, place, temporal,
-build (messages) and write (output bag). Two cases, through ONNX Runtime on the CPU:
+build (messages) and write (output bag). Three cases, through ONNX Runtime on the CPU:
 
-* the bundled demo model over the whole sample bag (150 frames, 15 Hz, 1 to 3 people): the real-time factor
-  (the bag's duration over the replay's wall time; target: at least 2);
+* each bundled model (the default keypoint model, whose crop stage runs the landmark model on every box, and the
+  image model) over the whole sample bag (150 frames, 15 Hz, 1 to 3 people): the real-time factor (the bag's
+  duration over the replay's wall time; target: at least 2);
 * the official HRNet-W48 graph (reference weights) over the first --hrnet-frames frames: everything but the engine
   as a share of the engine's time (target: at most 10 %).
 
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    cases = [run_case("bundled model", "", args.threads, None, args.work_dir)]
+    cases = [run_case("bundled keypoint model (default)", "bundled:keypoints", args.threads, None, args.work_dir),
+             run_case("bundled image model", "bundled:image", args.threads, None, args.work_dir)]
     hrnet = fp32_graph(reference_model_file(args.work_dir, args.reference), args.work_dir)
     cases.append(run_case("official HRNet-W48 graph", hrnet, args.threads, args.hrnet_frames, args.work_dir))
     info = machine_info(args.threads)
