@@ -71,7 +71,7 @@ class Estimator:
     def __init__(self, engine, topology: MeshTopology, person_source: PersonSource | None = None,
                  temporal: TemporalStage | None = None, config=None, inputs: CropInputs | KeypointInputs | None = None):
         self.engine = engine
-        self.reads_keypoints = engine.input_metadata[0].name == KEYPOINTS
+        self.reads_keypoints = reads_keypoints(engine)
         self.topology = topology
         self.person_source = person_source or DetectionFilter()
         self.temporal = temporal or PassThrough()
@@ -89,9 +89,9 @@ class Estimator:
             loaded.engine.deactivate()
             raise
         temporal = TemporalTracker.from_config(config) if config.temporal.enabled else PassThrough()
-        reads_keypoints = loaded.engine.input_metadata[0].name == KEYPOINTS
-        inputs = keypoint_inputs_from_config(config) if reads_keypoints else CropInputs()
-        topology = with_keypoint_set(loaded.topology, config.persons.source, reads_keypoints)
+        keypoint_model = reads_keypoints(loaded.engine)
+        inputs = keypoint_inputs_from_config(config) if keypoint_model else CropInputs()
+        topology = with_keypoint_set(loaded.topology, config.persons.source, keypoint_model)
         return cls(loaded.engine, topology, person_source, temporal, config, inputs)
 
     @property
@@ -196,6 +196,11 @@ def to_human(person: PersonMesh, detection: Detection, frame_index: str) -> Huma
         detection_id=detection.id,
         keypoints=detection.keypoints,
     )
+
+
+def reads_keypoints(engine) -> bool:
+    """Whether the engine's graph reads body keypoints (else image crops)."""
+    return engine.input_metadata[0].name == KEYPOINTS
 
 
 def keypoint_inputs_from_config(config) -> KeypointInputs:
