@@ -39,11 +39,9 @@ test: $(STAMP) $(WEIGHTS)
 
 # The `ros` tests against a real ROS 2 Jazzy: tools/ros2_env.sh makes (or reuses) a Jazzy venv with the ros2kit of
 # ../shared/ros2, colcon-builds this package into .ros_ws and runs pytest in it. Without the kit it exits 77 with
-# one line saying why: skipped, not failed. pytest's 5 (nothing collected) is no failure either. Each test module
-# runs in its own pytest process (scripts/ros_tests.sh), so that the nodes, DDS participants and session fixtures of
-# one module cannot slow or confuse the next.
+# one line saying why: skipped, not failed. pytest's 5 (nothing collected) is no failure either.
 ros-test:
-	@status=0; tools/ros2_env.sh bash scripts/ros_tests.sh || status=$$?; \
+	@status=0; tools/ros2_env.sh python -m pytest -m ros test/ros || status=$$?; \
 	case $$status in \
 		0) ;; \
 		77) echo "ros-test: skipped (the reason is on the line above)" ;; \

@@ -331,8 +331,11 @@ class Launch:
         self._log_file = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed by stop)
         self._log_file.write("$ " + " ".join(command) + "\n")
         self._log_file.flush()
+        # SIGINT back to its default in the launch: a shell that starts the tests in the background (`make test &`)
+        # ignores SIGINT for them, the launch would inherit that and never hear `stop`.
         self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, env=environment)
+                                        stdin=subprocess.DEVNULL, start_new_session=True, env=environment,
+                                        preexec_fn=_default_sigint)
         self.returncode: int | None = None
         self.stop_seconds: float | None = None
 
@@ -377,6 +380,10 @@ class Launch:
         self.returncode = self.process.returncode
         self._log_file.close()
         return self.returncode
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def tail(text: str, lines: int = 40) -> str:
