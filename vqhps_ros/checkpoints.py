@@ -1,7 +1,8 @@
-"""Reading and writing torch checkpoints: weights-only loading, key/shape checks, atomic saves."""
+"""Reading and writing torch checkpoints: weights-only loading, key/shape checks, atomic saves, file digests."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -108,3 +109,12 @@ def _cast_weight(tensor: torch.Tensor, dtype: torch.dtype, name: str) -> torch.T
     if not torch.equal(torch.isfinite(cast), torch.isfinite(tensor)):
         raise CheckpointError(f"{name} does not fit in {dtype} (largest magnitude {tensor.abs().max().item():.4g})")
     return cast
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 16 MB blocks (model files run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -25,7 +25,6 @@ installs it; the weights are only needed to start training from ImageNet, never 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import check_state_dict, extract_state_dict, read_checkpoint
+from ..checkpoints import check_state_dict, extract_state_dict, file_sha256, read_checkpoint
 from ..errors import CheckpointError
 from .resnet import init_conv_bn
 
@@ -186,13 +185,6 @@ def imagenet_weights_path() -> Path:
         )
     return path
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_imagenet_weights_hash(path: str | Path) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
+from ..checkpoints import file_sha256
 from ..errors import CheckpointError, InputError
 from .calibration import load_dataset_samples
 from .export import DEFAULT_MAX_BATCH, DEFAULT_OPSET, export_vqhps
@@ -55,10 +55,3 @@ def build_engine_command(onnx_path: str | Path, cache_dir: str | Path | None = N
     LOG.info("%s engine %s: %s", "built" if report.built else "found cached", report.engine_path, report.description)
     return report
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
