@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CheckpointError, InputError
+from ..humans import POSE_LANDMARK_NAMES
 
 BATCH = "batch"
 GRAPH_KEY = "vqhps_ros.graph"  # the kind of graph a file holds (re-exported by onnx_meta)
@@ -36,7 +37,7 @@ INPUT_KEY = "vqhps_ros.input"  # what the whole graph reads: CROPS or KEYPOINTS 
 CROPS = "crops"
 CROP_SIZE = 224
 KEYPOINTS = "keypoints"
-NUM_KEYPOINTS = 33  # mediapipe's pose landmarks (humans.POSE_LANDMARK_NAMES)
+NUM_KEYPOINTS = len(POSE_LANDMARK_NAMES)  # mediapipe's pose landmarks
 KEYPOINT_VALUES = 3  # x, y in the normalised crop, visibility
 # The whole graph's input by what it reads, without the batch axis.
 VQHPS_INPUT_SHAPES = {CROPS: (3, CROP_SIZE, CROP_SIZE), KEYPOINTS: (NUM_KEYPOINTS, KEYPOINT_VALUES)}
