@@ -15,7 +15,6 @@ PA-MPJPE, PVE and PA-PVE (`metrics.evaluate_meshes`, millimetres), beside an ima
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ from ..hps.rotation import rotation_6d_to_matrix
 from ..hps.transformer import TransformerDims
 from ..metrics import evaluate_meshes
 from .keypoint_data import KeypointSampler
+from .settings import budget_progress, warmup_cosine
 
 LOG = logging.getLogger(__name__)
 
@@ -78,14 +78,10 @@ class KeypointTraining:
     warmup: float = 0.05
 
     def progress(self, step: int, seconds: float) -> float:
-        by_time = 0.0 if self.minutes is None else seconds / (60.0 * self.minutes)
-        return max(step / self.steps, by_time)
+        return budget_progress(step, self.steps, seconds, self.minutes)
 
     def learning_rate_at(self, progress: float) -> float:
-        if progress < self.warmup:
-            return self.learning_rate * (progress / self.warmup)
-        return 0.5 * self.learning_rate * (1.0 + math.cos(math.pi * min(1.0, (progress - self.warmup)
-                                                                        / (1.0 - self.warmup))))
+        return warmup_cosine(self.learning_rate, progress, self.warmup)
 
 
 def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: KeypointTraining = KeypointTraining()

@@ -127,3 +127,17 @@ class MeshVQTrainConfig:
     # encoder latents of training meshes, and codes whose EMA usage falls below the threshold restart on latents.
     data_init_codebook: int = 1
     dead_code_threshold: float = 0.05
+
+
+def budget_progress(step: int, steps: int, seconds: float, minutes: float | None) -> float:
+    """Progress of a run through its schedule: the larger of the step count over `steps` and, when `minutes` is
+    set, the time spent over `minutes`, so a run given a time budget ends its schedule (and stops) within it."""
+    by_time = 0.0 if minutes is None else seconds / (60.0 * minutes)
+    return max(step / steps, by_time)
+
+
+def warmup_cosine(peak: float, progress: float, warmup: float) -> float:
+    """Learning rate: linear warm-up over the first `warmup` of the run, then a cosine from `peak` to zero."""
+    if progress < warmup:
+        return peak * (progress / warmup)
+    return 0.5 * peak * (1.0 + math.cos(math.pi * min(1.0, (progress - warmup) / (1.0 - warmup))))
