@@ -75,3 +75,27 @@ def test_the_budget_stops_the_refinement(scene):
     quick = MeshRefiner(refiner.mesh_vqvae, RefineSettings(iterations=10_000, budget_ms=40.0))
     result = quick.refine(guess, targets, np.ones(33), landmarks, K)
     assert 1 <= result.iterations < 10_000 and result.milliseconds < 1000
+
+
+def test_root_only_refinement_moves_the_placement_and_keeps_the_body(scene):
+    refiner, truth, guess = scene
+    landmarks = free_body_pose_landmarks().matrix
+    targets = project_points((landmarks @ vertices_of(refiner, truth))[None], K)[0]
+    root_only = MeshRefiner(refiner.mesh_vqvae, RefineSettings(iterations=40, budget_ms=60_000, body=False))
+    result = root_only.refine(guess, targets, np.ones(33), landmarks, K)
+    assert result.status == REFINED and result.error_after_px < 0.6 * result.error_before_px
+    np.testing.assert_array_equal(result.state.latent, guess.latent)
+
+
+def test_a_state_started_from_another_mesh_returns_that_mesh_when_nothing_moves(scene):
+    refiner, truth, guess = scene
+    # a filtered mesh is not any latent's decoding: the state keeps the difference as its body offset
+    filtered = vertices_of(refiner, guess) + np.array([0.01, -0.02, 0.0]) * np.linspace(0, 1, 1229)[:, None]
+    state = refiner.initial_state(np.zeros(54, np.int64), guess.rotation, guess.translation, filtered)
+    indices = np.arange(0, 1229, 7)
+    exact = project_points(filtered[indices][None], K)[0]
+    kept = refiner.refine(state, exact, np.ones(len(indices)), indices, K)
+    assert kept.status == NOT_IMPROVED and kept.error_before_px < 1e-3
+    np.testing.assert_allclose(kept.vertices, filtered, atol=1e-4)
+    moved = refiner.refine(state, exact + 5.0, np.ones(len(indices)), indices, K)
+    assert moved.status == REFINED and moved.error_after_px < 0.5 * moved.error_before_px

@@ -7,12 +7,18 @@ the one the regressor predicts in: every latent decodes to a mesh of this topolo
 latent keeps the body plausible, and no body-model fit of the decoded mesh is needed (the free body or SMPL
 parameters are not what the network outputs).
 
+A person's body can start from a mesh that is not exactly the decoded latent (the temporal stage's filtered mesh):
+the state then carries `body_offset`, that mesh minus the decoded latent, and the body is decoded latent + offset:
+the refinement moves the published mesh by what the latent's change moves it, and with no change returns it as is.
+
 What is minimised: a robust reprojection error (Geman-McClure in pixels, scale `robust_px`) between 2D targets and
-the projection of points that are fixed linear combinations of the mesh's vertices (a (P, V) matrix: the vertices
-themselves for dense targets, the 33 pose landmarks of `body.pose_landmarks` for sparse keypoint targets), weighted
-per target; plus `latent_weight` times the squared distance of the latent to the regressed one (per element) and
-`translation_weight` times the squared change of translation (metres), which keep the result near the regression
-where the targets say little. Adam, `learning_rate`, at most `iterations` steps, stopping at the deadline.
+the projection of points on the mesh, weighted per target. The points are vertices (a (P,) index array: dense
+targets) or fixed linear combinations of the vertices (a (P, V) matrix: the 33 pose landmarks of
+`body.pose_landmarks` for sparse keypoint targets). Priors: `latent_weight` times the squared distance of the latent
+to the regressed one (per element) and `translation_weight` times the squared change of translation (metres), which
+keep the result near the regression where the targets say little, and `temporal_weight` times the squared distance
+of the latent to the track's previous refined one (smoothness over frames). Adam, `learning_rate`, at most
+`iterations` steps, stopping at the deadline.
 
 The result keeps the regressed mesh when the targets are too few (`min_targets`) or when the refined reprojection
 error is not lower than the regressed one (a diverging or useless refinement): `RefineResult.status` says which.
@@ -22,7 +28,7 @@ The published tokens stay the regressor's (the refined latent is not re-quantise
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -41,6 +47,7 @@ class RefineSettings:
     robust_px: float = 20.0
     latent_weight: float = 0.001  # per latent element (the reprojection term is at most 1 per target)
     translation_weight: float = 1.0  # per squared metre
+    temporal_weight: float = 0.001  # per latent element, towards the previous frame's refined latent
     min_targets: int = 6
 
     def __post_init__(self):
@@ -52,11 +59,13 @@ class RefineSettings:
 @dataclass(frozen=True)
 class PersonState:
     """A placed person: canonical latent (T, D) of the regressed tokens, rotation (3, 3) canonical -> camera,
-    translation (3,) metres (where the canonical mesh's origin lands)."""
+    translation (3,) metres (where the canonical mesh's origin lands), body_offset (V, 3) canonical frame or None
+    (see the module docstring)."""
 
     latent: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
+    body_offset: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -79,51 +88,74 @@ class MeshRefiner:
             parameter.requires_grad_(False)
         self.settings = settings or RefineSettings()
 
-    def initial_state(self, tokens: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> PersonState:
+    def initial_state(self, tokens: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                      vertices: np.ndarray | None = None) -> PersonState:
+        """The state of a regressed person; `vertices` (V, 3) camera frame: the mesh to start from when it is not
+        the decoded tokens (a filtered one), kept as the state's body offset."""
+        rotation, translation = np.asarray(rotation, np.float64), np.asarray(translation, np.float64)
         with torch.no_grad():
             latent = self.mesh_vqvae.vq_vae.lookup(torch.as_tensor(tokens, dtype=torch.int64)[None])[0]
-        return PersonState(latent.float().numpy(), np.asarray(rotation, np.float64),
-                           np.asarray(translation, np.float64))
+            offset = None
+            if vertices is not None:
+                body = (np.asarray(vertices, np.float64) - translation) @ rotation
+                offset = (body - self.mesh_vqvae.decode_latent(latent[None])[0].double().numpy()).astype(np.float32)
+        return PersonState(latent.float().numpy(), rotation, translation, offset)
 
-    def refine(self, state: PersonState, targets: np.ndarray, weights: np.ndarray, target_matrix: np.ndarray,
-               intrinsics, prior: PersonState | None = None) -> RefineResult:
-        """targets (P, 2) pixels, weights (P,) >= 0 (0: no target), target_matrix (P, V): which combination of
-        vertices each target is. `state` is where the optimisation starts (a track's last refined state warm-starts
-        it), `prior` the regressed state it is held near (default: `state`)."""
+    def refine(self, state: PersonState, targets: np.ndarray, weights: np.ndarray, target_points: np.ndarray,
+               intrinsics, prior: PersonState | None = None, previous: PersonState | None = None,
+               budget_ms: float | None = None) -> RefineResult:
+        """targets (P, 2) pixels, weights (P,) >= 0 (0: no target), target_points: which point of the mesh each
+        target is, (P,) vertex indices or a (P, V) matrix of vertex weights. `state` is where the optimisation
+        starts (a track's last refined latent warm-starts it), `prior` the regressed state it is held near (default:
+        `state`; its body offset is the one used), `previous` the track's last refined state (the temporal prior).
+        `budget_ms` overrides the settings' budget (what is left of a frame's)."""
         started = time.perf_counter()
         prior = prior or state
-        matrix, goal, weight, camera = self._tensors(targets, weights, target_matrix, intrinsics)
+        matrix, goal, weight, camera = self._tensors(targets, weights, target_points, intrinsics)
+        offset = None if prior.body_offset is None else torch.as_tensor(prior.body_offset, dtype=torch.float64)
         with torch.no_grad():
-            regressed = self._vertices(*self._variables(prior), torch.as_tensor(prior.rotation, dtype=torch.float64))
+            latent, axis_angle, translation = self._variables(prior)
+            regressed = _placed(self._body(latent, offset), axis_angle, translation,
+                                torch.as_tensor(prior.rotation, dtype=torch.float64))
         error_before = self._pixel_error(regressed, matrix, goal, weight, camera)
         if int((weights > 0).sum()) < self.settings.min_targets:
             return self._kept(regressed, prior, TOO_FEW_TARGETS, error_before, started)
-        latent, axis_angle, translation = self._variables(state)
+        latent, axis_angle, translation = self._variables(state if self.settings.body else replace(state,
+                                                                                                 latent=prior.latent))
         prior_latent, prior_translation = (torch.as_tensor(prior.latent, dtype=torch.float32),
                                            torch.as_tensor(prior.translation, dtype=torch.float64))
+        previous_latent = None if previous is None else torch.as_tensor(previous.latent, dtype=torch.float32)
         variables = [axis_angle, translation] + ([latent] if self.settings.body else [])
         for tensor in variables:
             tensor.requires_grad_(True)
         optimizer = torch.optim.Adam(variables, lr=self.settings.learning_rate)
         base_rotation = torch.as_tensor(state.rotation, dtype=torch.float64)
-        deadline = started + self.settings.budget_ms / 1000.0
+        fixed_body = None
+        if not self.settings.body:  # decoded once: only the placement moves
+            with torch.no_grad():
+                fixed_body = self._body(latent, offset)
+        deadline = started + (self.settings.budget_ms if budget_ms is None else budget_ms) / 1000.0
         iterations = 0
         while iterations < self.settings.iterations and time.perf_counter() < deadline:
-            vertices = self._vertices(latent, axis_angle, translation, base_rotation)
+            body = fixed_body if fixed_body is not None else self._body(latent, offset)
+            vertices = _placed(body, axis_angle, translation, base_rotation)
             loss = (self._robust_reprojection(vertices, matrix, goal, weight, camera)
                     + self.settings.latent_weight * ((latent - prior_latent) ** 2).sum()
                     + self.settings.translation_weight * ((translation - prior_translation) ** 2).sum())
+            if previous_latent is not None:
+                loss = loss + self.settings.temporal_weight * ((latent - previous_latent) ** 2).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             iterations += 1
         with torch.no_grad():
-            vertices = self._vertices(latent, axis_angle, translation, base_rotation)
+            vertices = _placed(self._body(latent, offset), axis_angle, translation, base_rotation)
             error_after = self._pixel_error(vertices, matrix, goal, weight, camera)
             rotation = rotation_from_vector(axis_angle) @ base_rotation
         if not error_after < error_before:
             return self._kept(regressed, prior, NOT_IMPROVED, error_before, started, iterations)
-        refined = PersonState(latent.detach().numpy().copy(), rotation.numpy(), translation.detach().numpy().copy())
+        refined = PersonState(latent.detach().numpy().copy(), rotation.numpy(), translation.detach().numpy().copy(),
+                              prior.body_offset)
         return RefineResult(vertices.float().numpy(), refined, REFINED, error_before, error_after, iterations,
                             1000 * (time.perf_counter() - started))
 
@@ -133,24 +165,30 @@ class MeshRefiner:
         return (torch.tensor(state.latent, dtype=torch.float32), torch.zeros(3, dtype=torch.float64),
                 torch.tensor(state.translation, dtype=torch.float64))
 
-    def _vertices(self, latent, axis_angle, translation, base_rotation) -> torch.Tensor:
+    def _body(self, latent, offset=None) -> torch.Tensor:
+        """(V, 3) float64 canonical body of a latent (plus the state's body offset)."""
         canonical = self.mesh_vqvae.decode_latent(latent[None])[0].double()
-        return canonical @ (rotation_from_vector(axis_angle) @ base_rotation).T + translation
+        return canonical if offset is None else canonical + offset
 
-    def _tensors(self, targets, weights, target_matrix, intrinsics):
+    def _tensors(self, targets, weights, target_points, intrinsics):
         targets, weights = np.asarray(targets, np.float64), np.asarray(weights, np.float64)
-        matrix = np.asarray(target_matrix, np.float64)
-        count = len(targets)
-        if targets.shape != (count, 2) or weights.shape != (count,) or matrix.shape != (count,
-                                                                                        self.mesh_vqvae.num_vertices):
-            raise InputError(f"expected targets (P, 2), weights (P,) and a (P, {self.mesh_vqvae.num_vertices}) "
-                             f"target matrix, found {targets.shape}, {weights.shape}, {matrix.shape}")
+        count, num_vertices = len(targets), self.mesh_vqvae.num_vertices
+        points = np.asarray(target_points)
+        indices = points.ndim == 1 and points.dtype.kind in "iu"
+        if indices and len(points) and not (0 <= points.min() and points.max() < num_vertices):
+            raise InputError(f"target vertex indices must lie in [0, {num_vertices}), found [{points.min()}, "
+                             f"{points.max()}]")
+        shape_ok = points.shape == ((count,) if indices else (count, num_vertices))
+        if targets.shape != (count, 2) or weights.shape != (count,) or not shape_ok:
+            raise InputError(f"expected targets (P, 2), weights (P,) and (P,) vertex indices or a (P, {num_vertices}) "
+                             f"target matrix, found {targets.shape}, {weights.shape}, {points.shape}")
         usable = np.isfinite(targets).all(axis=1) & np.isfinite(weights) & (weights > 0)
-        return (torch.from_numpy(matrix), torch.from_numpy(np.where(usable[:, None], targets, 0.0)),
+        points = torch.from_numpy(points.astype(np.int64) if indices else points.astype(np.float64))
+        return (points, torch.from_numpy(np.where(usable[:, None], targets, 0.0)),
                 torch.from_numpy(np.where(usable, weights, 0.0)), torch.as_tensor(intrinsics, dtype=torch.float64))
 
     def _projected(self, vertices, matrix, camera) -> torch.Tensor:
-        points = matrix @ vertices
+        points = vertices[matrix] if matrix.ndim == 1 else matrix @ vertices
         pixels = points @ camera.T
         return pixels[:, :2] / pixels[:, 2:].clamp(min=1e-3)
 
@@ -166,6 +204,11 @@ class MeshRefiner:
     def _kept(self, regressed, prior, status, error, started, iterations=0) -> RefineResult:
         return RefineResult(regressed.float().numpy(), prior, status, error, error, iterations,
                             1000 * (time.perf_counter() - started))
+
+
+def _placed(body: torch.Tensor, axis_angle: torch.Tensor, translation: torch.Tensor,
+            base_rotation: torch.Tensor) -> torch.Tensor:
+    return body @ (rotation_from_vector(axis_angle) @ base_rotation).T + translation
 
 
 def rotation_from_vector(vector: torch.Tensor) -> torch.Tensor:
