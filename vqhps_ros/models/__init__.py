@@ -21,6 +21,7 @@ MODELS_DIR = Path(__file__).resolve().parent
 IMAGE_MODEL = MODELS_DIR / "free_body_vqhps.pt"
 KEYPOINT_MODEL = MODELS_DIR / "free_body_keypoint_vqhps.pt"
 DEMO_MESH_VQVAE = MODELS_DIR / "free_body_mesh_vqvae.pt"
+DISPLACEMENT_NET = MODELS_DIR / "displacement_net.pt"  # the alignment refinement's (`refine.displacement`)
 METRICS_FILE = MODELS_DIR / "metrics.json"
 BUNDLED_MODELS = {"keypoints": KEYPOINT_MODEL, "image": IMAGE_MODEL}  # by name, the default first
 DEFAULT_MODEL = "keypoints"
@@ -45,6 +46,11 @@ def load_image_model() -> VQHPS:
 def load_demo_mesh_vqvae() -> MeshVQVAE:
     """The bundled Mesh-VQ-VAE of the free body (54 tokens of a 512-code codebook), in eval mode."""
     return load_mesh_vqvae(_bundled(DEMO_MESH_VQVAE))
+
+
+def bundled_displacement_net_path() -> Path:
+    """The bundled displacement network of the alignment refinement (checked to exist)."""
+    return _bundled(DISPLACEMENT_NET)
 
 
 def demo_metrics() -> dict:

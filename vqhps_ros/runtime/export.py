@@ -34,6 +34,7 @@ from ..mesh_vq import MeshVQVAE
 from .onnx_meta import import_onnx, save_model_atomically, stamp_metadata
 from .signatures import (
     BATCH,
+    DISPLACEMENT_GRAPH,
     INPUT_KEY,
     MAX_BATCH_KEY,
     MESH_DECODER_GRAPH,
@@ -49,6 +50,7 @@ from .signatures import (
     VQHPS_INPUT_SHAPES,
     GraphSignature,
     TensorSpec,
+    displacement_signature,
     mesh_decoder_signature,
     vqhps_signature,
 )
@@ -103,6 +105,17 @@ def export_mesh_decoder(model: MeshVQVAE, path: str | Path, opset: int = DEFAULT
     example = torch.zeros(EXAMPLE_BATCH, model.num_tokens, dtype=torch.int64, device=model.vq_vae.codebook.device)
     return export_onnx(_MeshDecoderGraph(model), (example,), signature, path, MESH_DECODER_GRAPH,
                        mesh_decoder_metadata(model, max_batch), opset)
+
+
+def export_displacement_net(net, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+    """Export the alignment refinement's displacement network (`refine.DisplacementNet`), batch of crops -> flow
+    and confidence logits (`signatures.displacement_signature`); returns the path."""
+    from ..refine.displacement import CROP_SIZE, FIELD_STRIDE, INPUT_CHANNELS
+
+    signature = displacement_signature(INPUT_CHANNELS, CROP_SIZE, FIELD_STRIDE)
+    example = torch.zeros(EXAMPLE_BATCH, INPUT_CHANNELS, CROP_SIZE, CROP_SIZE)
+    return export_onnx(net, (example,), signature, path, DISPLACEMENT_GRAPH, {MAX_BATCH_KEY: str(DEFAULT_MAX_BATCH)},
+                       opset)
 
 
 def mesh_decoder_metadata(model: MeshVQVAE, max_batch: int) -> dict[str, str]:

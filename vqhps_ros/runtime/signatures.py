@@ -18,6 +18,7 @@ GRAPH_KEY = "vqhps_ros.graph"  # the kind of graph a file holds (re-exported by 
 
 # Metadata keys of the mesh decoder graph (generic keys are in onnx_meta).
 MESH_DECODER_GRAPH = "mesh_decoder"
+DISPLACEMENT_GRAPH = "displacement_net"  # the alignment refinement's (`refine.displacement`)
 MESH_VQ_CONFIG_KEY = "vqhps_ros.mesh_vq.config"
 NUM_VERTICES_KEY = "vqhps_ros.mesh_vq.num_vertices"
 NUM_TOKENS_KEY = "vqhps_ros.mesh_vq.num_tokens"
@@ -107,6 +108,17 @@ def mesh_decoder_signature(num_tokens: int, num_vertices: int) -> GraphSignature
     return GraphSignature(
         inputs=(TensorSpec("indices", "int64", (BATCH, num_tokens)),),
         outputs=(TensorSpec("vertices", "float32", (BATCH, num_vertices, 3)),),
+    )
+
+
+def displacement_signature(channels: int, crop_size: int, stride: int) -> GraphSignature:
+    """rendering_and_image (batch, C, S, S) float32 -> flow (batch, 2, S/stride, S/stride) crop pixels and
+    confidence_logit (batch, 1, S/stride, S/stride)."""
+    cells = crop_size // stride
+    return GraphSignature(
+        inputs=(TensorSpec("rendering_and_image", "float32", (BATCH, channels, crop_size, crop_size)),),
+        outputs=(TensorSpec("flow", "float32", (BATCH, 2, cells, cells)),
+                 TensorSpec("confidence_logit", "float32", (BATCH, 1, cells, cells))),
     )
 
 
