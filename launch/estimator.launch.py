@@ -39,6 +39,8 @@ ARGUMENTS = {
     "backend": ("", "inference backend: auto, tensorrt, onnxruntime, pytorch (default: the config file's)"),
     "engine_cache_dir": ("", "folder of built TensorRT engines (default: the config file's)"),
     "temporal": ("", "true or false: the temporal stage (tracking, smoothing; default: the config file's)"),
+    "refine": ("", "true or false: the alignment refinement (meshes fitted to the image; default: the config "
+                   "file's, off)"),
     "namespace": ("", "namespace of the node and its topics"),
     "node_name": ("vqhps_estimator", "name of the node"),
     "use_rviz": ("false", "also start RViz with config/estimator.rviz"),
@@ -87,8 +89,9 @@ def _overrides(value: dict) -> dict:
         overrides["model.backend"] = value["backend"]
     if value["engine_cache_dir"]:
         overrides["model.engine_cache_dir"] = value["engine_cache_dir"]
-    if value["temporal"]:
-        overrides["temporal.enabled"] = value["temporal"].lower() in ("true", "1", "yes")
+    for argument, parameter in (("temporal", "temporal.enabled"), ("refine", "refine.enabled")):
+        if value[argument]:
+            overrides[parameter] = value[argument].lower() in ("true", "1", "yes")
     return overrides
 
 

@@ -219,3 +219,45 @@ def test_the_builtin_detector_finds_the_people_of_real_photos_and_their_keypoint
         (message,) = messages.human_mesh_array(types, result, topology).humans
         assert message.keypoint_set == POSE_KEYPOINT_SET
         np.testing.assert_array_equal(message.keypoints_2d.reshape(33, 3)[:, :2], keypoints.points)
+
+
+@pytest.mark.parametrize("signal", ["dense", "sparse"])
+def test_the_refinement_stage_refines_the_published_people_and_flags_them(tmp_path, signal):
+    from vqhps_ros.io import messages
+
+    frames = list(read_frames(sample_bag_path()))[:10]
+    config = load_config(overrides=["refine.enabled=true", f"refine.signal={signal}", "refine.iterations=3",
+                                    "refine.budget_ms=5000", "model.threads=1", f"model.engine_cache_dir={tmp_path}"])
+    with Estimator.from_config(config) as estimator:
+        assert estimator.refinement is not None and estimator.refinement.tracked
+        results = [estimator.process(frame) for frame in frames]
+    humans = [human for result in results for human in result.humans]
+    assert len(humans) >= 6 and sum(human.refined for human in humans) >= len(humans) // 2
+    assert all("refine" in result.timings_ms for result in results if result.humans)
+    published = next(result for result in results if any(human.refined for human in result.humans))
+    flags = [message.refined for message in messages.human_mesh_array(messages.rosbags_types(), published,
+                                                                      estimator.topology).humans]
+    assert flags == [human.refined for human in published.humans] and any(flags)
+
+
+def test_the_refinement_needs_the_model_file(tmp_path):
+    from vqhps_ros.config import ConfigError
+    from vqhps_ros.models import load_image_model
+    from vqhps_ros.runtime import export_vqhps
+
+    graph = export_vqhps(load_image_model(), tmp_path / "image.onnx", max_persons=2)
+    config = load_config(overrides=["refine.enabled=true", f"model.path={graph}", "model.backend=onnxruntime"])
+    with pytest.raises(ConfigError, match=r"refine.enabled needs a model file \(.pt\)"):
+        Estimator.from_config(config)
+
+
+def test_the_keypoint_model_shares_the_builtin_detectors_landmark_network(tmp_path):
+    config = load_config(overrides=["model.threads=1", f"model.engine_cache_dir={tmp_path}",
+                                    f"detector.graph_cache_dir={tmp_path}"])  # defaults: keypoint model, auto source
+    with Estimator.from_config(config) as estimator:
+        assert estimator.reads_keypoints
+        assert estimator.inputs.landmarker is estimator.person_source.builtin.landmarker
+    detections_only = load_config(overrides=["persons.source=detections", "model.threads=1",
+                                             f"model.engine_cache_dir={tmp_path}"])
+    with Estimator.from_config(detections_only) as estimator:
+        assert estimator.inputs.landmarker is not None  # its own, for the boxes of the detections

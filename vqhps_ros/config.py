@@ -284,6 +284,41 @@ class TemporalConfig(_Section):
 
 
 @dataclass(frozen=True)
+class RefineConfig(_Section):
+    """Alignment refinement (`vqhps_ros.refine`): each person's mesh moved to fit the image within a time budget per
+    frame; the refined mesh replaces the regressed one (HumanMesh.refined). Needs a model file (.pt): its Mesh-VQ-VAE
+    decoder runs in PyTorch for the optimisation, on `model.device`."""
+
+    enabled: bool = _setting(False, "Refine each person's mesh against the image after the temporal stage.")
+    signal: str = _setting("dense", "What the mesh is fitted to: dense = displacements between a rendering of the "
+                                    "mesh and the image (the displacement network), at every visible vertex; sparse = "
+                                    "the body keypoints of the built-in detector's landmark model (needs the free "
+                                    "body's mesh).", choices=("dense", "sparse"))
+    texture: bool = _setting(True, "Learn a colour per vertex for each track and render the mesh with it (dense "
+                                   "signal; needs the temporal stage).")
+    body: bool = _setting(True, "Also move the body (its Mesh-VQ-VAE latent), not only its position and "
+                                "orientation.")
+    iterations: int = _setting(10, "Most optimisation steps per person.", "steps", min=1, max=1000)
+    budget_ms: float = _setting(60.0, "Time budget of the stage per frame, shared among its people; people left "
+                                      "when it is spent keep their regressed mesh (counted).", "ms", min=1.0,
+                                max=10000.0)
+    learning_rate: float = _setting(0.05, "Adam step size of the optimisation.", min=1e-5, max=10.0)
+    robust_px: float = _setting(20.0, "Scale of the robust (Geman-McClure) reprojection error.", "pixels", min=0.1,
+                                max=1000.0)
+    latent_weight: float = _setting(0.001, "Weight of the prior that keeps the latent near the regressed one, per "
+                                           "latent element.", min=0.0, max=100.0)
+    temporal_weight: float = _setting(0.001, "Weight of the prior that keeps the latent near the track's last "
+                                             "refined one, per latent element.", min=0.0, max=100.0)
+    translation_weight: float = _setting(1.0, "Weight of the prior that keeps the position near the regressed "
+                                              "one.", "1/m^2", min=0.0, max=1e6)
+    min_confidence: float = _setting(0.3, "Dense targets whose displacement confidence is below this are not "
+                                          "used.", min=0.0, max=1.0)
+    max_targets: int = _setting(300, "Most dense targets per person (the most confident visible vertices).",
+                                "vertices", min=6, max=100000)
+    displacement_net: str = _setting("", "Displacement network file; empty = the bundled one.")
+
+
+@dataclass(frozen=True)
 class OutputsConfig(_Section):
     """What the node publishes, and where."""
 
@@ -314,6 +349,7 @@ class EstimatorConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@
     engine.infer (TensorRT | ONNX Runtime | PyTorch), one call           -> tokens, rotation, crop camera, meshes
     place_people (camera intrinsics)                                     -> meshes and joints in the camera frame
     temporal stage: update (`temporal.TemporalTracker`, or none)         -> track ids, filtered meshes, stable tokens
+    alignment refinement (`refine.AlignmentRefinement`, optional)       -> meshes fitted to the image (`refined`)
 
 The node and the bag replay are thin shells around it. What the network reads follows the engine's graph input
 (`model_inputs`: crops for image models, keypoints for keypoint models; a person whose keypoints cannot be read is
@@ -32,7 +33,7 @@ from .persons import DetectionFilter, PersonSource, person_source_from_config
 from .runtime.signatures import KEYPOINTS
 from .temporal import TemporalTracker
 
-STAGES = ("persons", "crop", "engine", "place", "temporal")
+STAGES = ("persons", "crop", "engine", "place", "temporal", "refine")
 
 
 class TemporalStage(Protocol):
@@ -65,11 +66,13 @@ class Estimator:
     `Estimator.from_config(config)` loads the configured model and person source; the constructor takes parts
     for tests and for other person sources or temporal stages. `inputs`: what builds the network's input
     (`model_inputs.CropInputs` or `KeypointInputs`; default: as the engine's graph reads, keypoints without a
-    landmark model). `close()` releases the engine, the source and the inputs' network.
+    landmark model). `refinement`: the alignment refinement (`refine.AlignmentRefinement`) or None.
+    `close()` releases the engine, the source and the inputs' network.
     """
 
     def __init__(self, engine, topology: MeshTopology, person_source: PersonSource | None = None,
-                 temporal: TemporalStage | None = None, config=None, inputs: CropInputs | KeypointInputs | None = None):
+                 temporal: TemporalStage | None = None, config=None, inputs: CropInputs | KeypointInputs | None = None,
+                 refinement=None):
         self.engine = engine
         self.reads_keypoints = reads_keypoints(engine)
         self.topology = topology
@@ -77,6 +80,7 @@ class Estimator:
         self.temporal = temporal or PassThrough()
         self.config = config
         self.inputs = inputs or (KeypointInputs() if self.reads_keypoints else CropInputs())
+        self.refinement = refinement
 
     @classmethod
     def from_config(cls, config) -> Estimator:
@@ -84,15 +88,16 @@ class Estimator:
 
         loaded = load_engine(config.model)
         try:
+            refinement = alignment_refinement_from_config(config, loaded) if config.refine.enabled else None
             person_source = person_source_from_config(config)
         except BaseException:
             loaded.engine.deactivate()
             raise
         temporal = TemporalTracker.from_config(config) if config.temporal.enabled else PassThrough()
         keypoint_model = reads_keypoints(loaded.engine)
-        inputs = keypoint_inputs_from_config(config) if keypoint_model else CropInputs()
+        inputs = keypoint_inputs_from_config(config, person_source) if keypoint_model else CropInputs()
         topology = with_keypoint_set(loaded.topology, config.persons.source, keypoint_model)
-        return cls(loaded.engine, topology, person_source, temporal, config, inputs)
+        return cls(loaded.engine, topology, person_source, temporal, config, inputs, refinement)
 
     @property
     def description(self):
@@ -144,6 +149,9 @@ class Estimator:
         result.skipped = dict(skipped)
         with _timed(result, "temporal"):
             result = self.temporal.update(result, sources)
+        if self.refinement is not None and result.humans:
+            with _timed(result, "refine"):
+                result = self.refinement.update(frame, result)
         return result
 
 
@@ -203,16 +211,74 @@ def reads_keypoints(engine) -> bool:
     return engine.input_metadata[0].name == KEYPOINTS
 
 
-def keypoint_inputs_from_config(config) -> KeypointInputs:
+def keypoint_inputs_from_config(config, person_source=None) -> KeypointInputs:
     """Keypoint inputs with the built-in detector's landmark model (configured as in section `detector`) for the
-    persons that come without keypoints."""
-    from .detect import POSE_LANDMARK_GRAPH, DetectionRunner
+    persons that come without keypoints: the person source's own, when it runs the built-in detector (one network
+    in memory, warmed up once), else one of their own."""
+    from .detect import POSE_LANDMARK_GRAPH, BuiltinPersonDetector, DetectionRunner
 
+    builtin = person_source if isinstance(person_source, BuiltinPersonDetector) else getattr(person_source, "builtin",
+                                                                                             None)
+    if isinstance(builtin, BuiltinPersonDetector):
+        return KeypointInputs(builtin.landmarker, config.model.min_keypoints)
     detector = config.detector
     landmarker = DetectionRunner(POSE_LANDMARK_GRAPH, detector.backend, threads=config.model.threads or None,
                                  cache_dir=detector.graph_cache_dir or None, max_batch=config.persons.max_persons,
                                  engine_cache_dir=config.model.engine_cache_dir or None)
     return KeypointInputs(landmarker, config.model.min_keypoints)
+
+
+def alignment_refinement_from_config(config, loaded):
+    """The alignment refinement of section `refine` for the loaded model (`runtime.LoadedModel`): it needs the model
+    file, whose Mesh-VQ-VAE decoder and joint regressor it runs in PyTorch."""
+    from .config import ConfigError
+    from .hps import load_model
+    from .refine import AlignmentRefinement, RefineSettings, StageSettings, load_displacement_net
+
+    settings = config.refine
+    if loaded.source.suffix == ".onnx":
+        raise ConfigError(f"refine.enabled needs a model file (.pt), whose Mesh-VQ-VAE decoder the refinement runs "
+                          f"in PyTorch; model.path is the graph {loaded.source}")
+    model = load_model(loaded.source).to(_torch_device(config.model.device))
+    net = landmarks = None
+    if settings.signal == "dense":
+        net = load_displacement_net(settings.displacement_net or _bundled_displacement_net())
+    else:
+        landmarks = _pose_landmark_matrix(model.num_vertices, loaded.topology.topology_id)
+    regressor = None if model.joint_regressor is None else model.joint_regressor.double().cpu().numpy()
+    refine_settings = RefineSettings(iterations=settings.iterations, budget_ms=settings.budget_ms,
+                                     learning_rate=settings.learning_rate, body=settings.body,
+                                     robust_px=settings.robust_px, latent_weight=settings.latent_weight,
+                                     translation_weight=settings.translation_weight,
+                                     temporal_weight=settings.temporal_weight)
+    stage = StageSettings(signal=settings.signal, texture=settings.texture, budget_ms=settings.budget_ms,
+                          min_confidence=settings.min_confidence, max_targets=settings.max_targets)
+    return AlignmentRefinement(model.mesh_vqvae, loaded.topology.faces, regressor, stage, refine_settings, net,
+                               landmarks, tracked=config.temporal.enabled)
+
+
+def _torch_device(configured: str):
+    """`model.device` for the refinement's PyTorch work: "" = CUDA when present, else the CPU."""
+    import torch
+
+    return torch.device(configured or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _bundled_displacement_net():
+    from .models import bundled_displacement_net_path
+
+    return bundled_displacement_net_path()
+
+
+def _pose_landmark_matrix(num_vertices: int, topology_id: str) -> np.ndarray:
+    from .body import free_body_pose_landmarks
+    from .config import ConfigError
+
+    try:
+        return free_body_pose_landmarks(num_vertices=num_vertices).matrix
+    except InputError as error:
+        raise ConfigError(f"refine.signal sparse needs the pose landmarks of the mesh, defined for the free body "
+                          f"only; this model's mesh is {topology_id!r} ({error})") from error
 
 
 def with_keypoint_set(topology: MeshTopology, source: str, reads_keypoints: bool = False) -> MeshTopology:

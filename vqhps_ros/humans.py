@@ -119,6 +119,7 @@ class Human:
     valid: bool = True
     detection_id: str = ""  # the upstream detection's id, if it had one
     keypoints: BodyKeypoints | None = None  # this frame's body keypoints and mask, when the person source gave them
+    refined: bool = False  # the mesh was moved by the alignment refinement (`vqhps_ros.refine`), not as regressed
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ EXPECTED_FIELDS = {
         ("geometry_msgs/Pose", "root_pose"), ("string", "joint_set"), ("float32[]", "joints"),
         ("float32[]", "joints_2d"), ("string", "keypoint_set"), ("float32[]", "keypoints_2d"),
         ("float32[]", "vertices"), ("uint16[]", "tokens"),
-        ("float32[]", "token_confidence"), ("string", "topology_id"),
+        ("float32[]", "token_confidence"), ("string", "topology_id"), ("bool", "refined"),
     ],
     "MeshTopology": [
         ("string", "topology_id"), ("uint32", "num_vertices"), ("uint32[]", "faces"), ("string", "joint_set"),

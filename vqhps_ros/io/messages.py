@@ -344,7 +344,8 @@ def human_mesh(types: MessageTypes, human: Human, topology: MeshTopology, image_
         joints=joints.reshape(-1), joints_2d=joints_2d.reshape(-1), keypoint_set=keypoint_set,
         keypoints_2d=keypoints_2d.reshape(-1),
         vertices=_vertices(human, topology, who).reshape(-1) if publish_vertices else empty,
-        tokens=tokens, token_confidence=token_confidence, topology_id=str(topology.topology_id))
+        tokens=tokens, token_confidence=token_confidence, topology_id=str(topology.topology_id),
+        refined=bool(human.refined))
 
 
 def _joints(human: Human, topology: MeshTopology, who: str) -> tuple[np.ndarray, np.ndarray]:

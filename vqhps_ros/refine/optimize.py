@@ -87,6 +87,13 @@ class MeshRefiner:
         for parameter in self.mesh_vqvae.parameters():
             parameter.requires_grad_(False)
         self.settings = settings or RefineSettings()
+        # the optimisation runs where the decoder is; placement in float64 on the CPU, float32 on a GPU (a Jetson's
+        # float64 is many times slower; float32 keeps the pixels to well under a thousandth)
+        self.device = next(self.mesh_vqvae.parameters()).device
+        self.real = torch.float64 if self.device.type == "cpu" else torch.float32
+
+    def _tensor(self, values, dtype=None) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(values), dtype=dtype or self.real, device=self.device)
 
     def initial_state(self, tokens: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
                       vertices: np.ndarray | None = None) -> PersonState:
@@ -94,12 +101,13 @@ class MeshRefiner:
         the decoded tokens (a filtered one), kept as the state's body offset."""
         rotation, translation = np.asarray(rotation, np.float64), np.asarray(translation, np.float64)
         with torch.no_grad():
-            latent = self.mesh_vqvae.vq_vae.lookup(torch.as_tensor(tokens, dtype=torch.int64)[None])[0]
+            latent = self.mesh_vqvae.vq_vae.lookup(self._tensor(tokens, torch.int64)[None])[0]
             offset = None
             if vertices is not None:
                 body = (np.asarray(vertices, np.float64) - translation) @ rotation
-                offset = (body - self.mesh_vqvae.decode_latent(latent[None])[0].double().numpy()).astype(np.float32)
-        return PersonState(latent.float().numpy(), rotation, translation, offset)
+                decoded = self.mesh_vqvae.decode_latent(latent[None])[0].double().cpu().numpy()
+                offset = (body - decoded).astype(np.float32)
+        return PersonState(latent.float().cpu().numpy(), rotation, translation, offset)
 
     def refine(self, state: PersonState, targets: np.ndarray, weights: np.ndarray, target_points: np.ndarray,
                intrinsics, prior: PersonState | None = None, previous: PersonState | None = None,
@@ -112,24 +120,23 @@ class MeshRefiner:
         started = time.perf_counter()
         prior = prior or state
         matrix, goal, weight, camera = self._tensors(targets, weights, target_points, intrinsics)
-        offset = None if prior.body_offset is None else torch.as_tensor(prior.body_offset, dtype=torch.float64)
+        offset = None if prior.body_offset is None else self._tensor(prior.body_offset)
         with torch.no_grad():
             latent, axis_angle, translation = self._variables(prior)
             regressed = _placed(self._body(latent, offset), axis_angle, translation,
-                                torch.as_tensor(prior.rotation, dtype=torch.float64))
+                                self._tensor(prior.rotation))
         error_before = self._pixel_error(regressed, matrix, goal, weight, camera)
         if int((weights > 0).sum()) < self.settings.min_targets:
             return self._kept(regressed, prior, TOO_FEW_TARGETS, error_before, started)
         latent, axis_angle, translation = self._variables(state if self.settings.body else replace(state,
                                                                                                  latent=prior.latent))
-        prior_latent, prior_translation = (torch.as_tensor(prior.latent, dtype=torch.float32),
-                                           torch.as_tensor(prior.translation, dtype=torch.float64))
-        previous_latent = None if previous is None else torch.as_tensor(previous.latent, dtype=torch.float32)
+        prior_latent, prior_translation = self._tensor(prior.latent, torch.float32), self._tensor(prior.translation)
+        previous_latent = None if previous is None else self._tensor(previous.latent, torch.float32)
         variables = [axis_angle, translation] + ([latent] if self.settings.body else [])
         for tensor in variables:
             tensor.requires_grad_(True)
         optimizer = torch.optim.Adam(variables, lr=self.settings.learning_rate)
-        base_rotation = torch.as_tensor(state.rotation, dtype=torch.float64)
+        base_rotation = self._tensor(state.rotation)
         fixed_body = None
         if not self.settings.body:  # decoded once: only the placement moves
             with torch.no_grad():
@@ -154,20 +161,20 @@ class MeshRefiner:
             rotation = rotation_from_vector(axis_angle) @ base_rotation
         if not error_after < error_before:
             return self._kept(regressed, prior, NOT_IMPROVED, error_before, started, iterations)
-        refined = PersonState(latent.detach().numpy().copy(), rotation.numpy(), translation.detach().numpy().copy(),
-                              prior.body_offset)
-        return RefineResult(vertices.float().numpy(), refined, REFINED, error_before, error_after, iterations,
+        refined = PersonState(latent.detach().cpu().numpy().copy(), rotation.double().cpu().numpy(),
+                              translation.detach().double().cpu().numpy().copy(), prior.body_offset)
+        return RefineResult(vertices.float().cpu().numpy(), refined, REFINED, error_before, error_after, iterations,
                             1000 * (time.perf_counter() - started))
 
     # ------------------------------------------------------------------------------------------------ internals
 
     def _variables(self, state: PersonState):
-        return (torch.tensor(state.latent, dtype=torch.float32), torch.zeros(3, dtype=torch.float64),
-                torch.tensor(state.translation, dtype=torch.float64))
+        return (self._tensor(state.latent, torch.float32).clone(), torch.zeros(3, dtype=self.real, device=self.device),
+                self._tensor(state.translation).clone())
 
     def _body(self, latent, offset=None) -> torch.Tensor:
-        """(V, 3) float64 canonical body of a latent (plus the state's body offset)."""
-        canonical = self.mesh_vqvae.decode_latent(latent[None])[0].double()
+        """(V, 3) canonical body of a latent (plus the state's body offset), in the placement's precision."""
+        canonical = self.mesh_vqvae.decode_latent(latent[None])[0].to(self.real)
         return canonical if offset is None else canonical + offset
 
     def _tensors(self, targets, weights, target_points, intrinsics):
@@ -183,9 +190,9 @@ class MeshRefiner:
             raise InputError(f"expected targets (P, 2), weights (P,) and (P,) vertex indices or a (P, {num_vertices}) "
                              f"target matrix, found {targets.shape}, {weights.shape}, {points.shape}")
         usable = np.isfinite(targets).all(axis=1) & np.isfinite(weights) & (weights > 0)
-        points = torch.from_numpy(points.astype(np.int64) if indices else points.astype(np.float64))
-        return (points, torch.from_numpy(np.where(usable[:, None], targets, 0.0)),
-                torch.from_numpy(np.where(usable, weights, 0.0)), torch.as_tensor(intrinsics, dtype=torch.float64))
+        points = self._tensor(points, torch.int64) if indices else self._tensor(points)
+        return (points, self._tensor(np.where(usable[:, None], targets, 0.0)),
+                self._tensor(np.where(usable, weights, 0.0)), self._tensor(intrinsics))
 
     def _projected(self, vertices, matrix, camera) -> torch.Tensor:
         points = vertices[matrix] if matrix.ndim == 1 else matrix @ vertices
@@ -202,7 +209,7 @@ class MeshRefiner:
             return float((weight * distance).sum() / weight.sum().clamp(min=1e-9))
 
     def _kept(self, regressed, prior, status, error, started, iterations=0) -> RefineResult:
-        return RefineResult(regressed.float().numpy(), prior, status, error, error, iterations,
+        return RefineResult(regressed.float().cpu().numpy(), prior, status, error, error, iterations,
                             1000 * (time.perf_counter() - started))
 
 

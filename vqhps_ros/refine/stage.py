@@ -1,0 +1,222 @@
+"""`AlignmentRefinement`: the estimator's optional last stage. Each person's mesh is moved to where the image says it
+is, within a time budget per frame, and the refined mesh replaces the regressed one (`Human.refined`).
+
+Per frame, after the temporal stage:
+
+1. which vertices of each person the camera sees, the people hiding each other (`renderings.visible_vertices`);
+2. per person, in budget order (the frame's budget is shared out among the people still to refine), 2D targets:
+   - `dense`: the person's crop and the rendering of the current mesh in it (colour from the track's texture) through
+     the displacement network; each visible vertex's target is its projection plus the displacement there, weighted
+     by the network's confidence (below `min_confidence`: no target), at most `max_targets` of them;
+   - `sparse`: the body keypoints the person source found (the landmark model's), at the mesh's pose landmarks
+     (`body.pose_landmarks`), weighted by visibility, as the baseline the dense signal is measured against;
+3. `MeshRefiner` from the published mesh (the temporal stage's, kept exactly when nothing improves), warm-started
+   with the track's last refined latent and held near it (temporal prior);
+4. the track's texture learns from the frame at the refined mesh (`texture.VertexTexture`; only with tracking, as
+   per-frame ids would mix people).
+
+What is not refined is counted in the frame's `skipped` (the person is still published, with its regressed mesh):
+`refine_too_few_targets` (mostly outside the image, hidden, or nothing trustworthy), `refine_not_improved` (the
+optimisation did not lower the reprojection error: a diverging field, wrong keypoints), `refine_over_budget` (the
+frame's budget was spent), `refine_no_keypoints` (sparse signal, person without keypoints), `refine_diverged_field`
+(dense signal: most confident displacements longer than a quarter of the crop, which the network never learnt).
+
+The published tokens stay the regressor's: the refined latent is not re-quantised (re-encoding would cost a
+Mesh-VQ-VAE encoder pass and the nearest codes of a refined latent are usually the regressed ones).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..hps.camera import project_points
+from ..hps.crops import apply_affines, crop_geometry_from_boxes
+from ..hps.keypoint_input import seen_keypoints
+from ..humans import POSE_KEYPOINT_SET, Frame, FrameResult, Human
+from .displacement import CROP_SIZE, DisplacementNet, image_crop, network_input, sample_field
+from .optimize import REFINED, MeshRefiner, PersonState, RefineSettings
+from .renderings import facing_camera, render_in_crop, visible_vertices
+from .texture import VertexTexture
+
+DENSE, SPARSE = "dense", "sparse"
+SIGNALS = (DENSE, SPARSE)
+FORGET_AFTER_NS = 2_000_000_000  # a track unseen this long has ended (the tracker never reuses an id)
+UNTEXTURED = 0.5  # the rendering's grey where the texture has no colour (the network reads it as none)
+# Displacements longer than this (crop pixels, a quarter of the crop) are not targets: the network was trained on
+# meshes at most about a tenth of the crop off. When most confident ones are that long, the field has diverged.
+MAX_DISPLACEMENT = CROP_SIZE / 4
+DIVERGED_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    signal: str = DENSE
+    texture: bool = True
+    budget_ms: float = 60.0  # per frame
+    min_confidence: float = 0.3
+    max_targets: int = 300
+
+    def __post_init__(self):
+        if self.signal not in SIGNALS or self.budget_ms <= 0 or self.max_targets < 1:
+            raise InputError(f"invalid refinement stage settings {self}: signal one of {SIGNALS}, a positive "
+                             "budget and max_targets >= 1 needed")
+
+
+@dataclass
+class _TrackMemory:
+    texture: VertexTexture
+    last: PersonState | None = None
+    seen_ns: int = 0
+
+
+class AlignmentRefinement:
+    """mesh_vqvae: the model's (frozen) Mesh-VQ-VAE; faces (F, 3); joint_regressor (J, V) or None; net: the
+    displacement network (dense signal); pose_landmarks (33, V) (sparse signal); tracked: ids are track ids."""
+
+    def __init__(self, mesh_vqvae, faces: np.ndarray, joint_regressor: np.ndarray | None,
+                 settings: StageSettings = StageSettings(), refine_settings: RefineSettings | None = None,
+                 net: DisplacementNet | None = None, pose_landmarks: np.ndarray | None = None, tracked: bool = True):
+        if settings.signal == DENSE and net is None:
+            raise InputError("the dense refinement signal needs the displacement network")
+        if settings.signal == SPARSE and pose_landmarks is None:
+            raise InputError("the sparse refinement signal needs the mesh's pose landmarks (33 x V)")
+        self.settings = settings
+        self.refiner = MeshRefiner(mesh_vqvae, refine_settings)
+        self.faces = np.asarray(faces, dtype=np.int64)
+        self.joint_regressor = None if joint_regressor is None else np.asarray(joint_regressor, np.float64)
+        self.net = None if net is None else net.eval().to(self.refiner.device)
+        self.pose_landmarks = pose_landmarks
+        self.tracked = tracked
+        self.tracks: dict[str, _TrackMemory] = {}
+
+    def reset(self) -> None:
+        self.tracks.clear()
+
+    def update(self, frame: Frame, result: FrameResult) -> FrameResult:
+        """Refine the frame's humans (see the module docstring); counts go to result.skipped."""
+        started = time.perf_counter()
+        skipped = Counter(result.skipped)
+        self._forget(result.stamp_ns)
+        memories = [self._memory(human, result.stamp_ns) for human in result.humans]
+        meshes = [human.vertices for human in result.humans]
+        visible = visible_vertices(meshes, self.faces, frame.intrinsics, frame.image_size) if meshes else []
+        refined = []
+        for index, (human, seen, memory) in enumerate(zip(result.humans, visible, memories, strict=True)):
+            share_ms = (self.settings.budget_ms - 1000 * (time.perf_counter() - started)) / (len(result.humans) - index)
+            refined.append(self._refine_person(frame, human, seen, memory, time.perf_counter() + share_ms / 1000,
+                                               skipped))
+        result.humans = refined
+        result.skipped = dict(skipped)
+        return result
+
+    # ------------------------------------------------------------------------------------------------ a person
+
+    def _refine_person(self, frame: Frame, human: Human, seen: np.ndarray, memory: _TrackMemory | None,
+                       deadline: float, skipped: Counter) -> Human:
+        """The refined human, or `human` itself (the reason counted); `deadline`: perf_counter seconds."""
+        if time.perf_counter() >= deadline:
+            skipped["refine_over_budget"] += 1
+            return human
+        targets = self._targets(frame, human, seen, memory, skipped)
+        if targets is None:
+            return human
+        budget_ms = 1000 * (deadline - time.perf_counter())
+        if budget_ms <= 0:  # the targets took this person's share
+            skipped["refine_over_budget"] += 1
+            self._learn_texture(frame, human, seen, memory)
+            return human
+        goal, weights, points = targets
+        prior = self.refiner.initial_state(human.tokens, human.root_rotation, human.translation, human.vertices)
+        previous = memory.last if memory else None
+        start = prior if previous is None else replace(prior, latent=previous.latent)
+        outcome = self.refiner.refine(start, goal, weights, points, frame.intrinsics, prior=prior, previous=previous,
+                                      budget_ms=budget_ms)
+        if outcome.status != REFINED:
+            skipped[f"refine_{outcome.status}"] += 1
+            self._learn_texture(frame, human, seen, memory)
+            return human
+        if memory:
+            memory.last = outcome.state
+        published = self._human(human, outcome.vertices, outcome.state, frame.intrinsics)
+        self._learn_texture(frame, published, seen, memory)
+        return published
+
+    def _targets(self, frame, human, seen, memory, skipped):
+        """(targets (P, 2) pixels, weights (P,), vertex indices (P,) or landmark matrix (P, V)), or None (counted)."""
+        if self.settings.signal == SPARSE:
+            keypoints = human.keypoints
+            if keypoints is None or keypoints.keypoint_set != POSE_KEYPOINT_SET:
+                skipped["refine_no_keypoints"] += 1
+                return None
+            weights = np.where(seen_keypoints(keypoints, frame.image_size), keypoints.visibility, 0.0)
+            return keypoints.points.astype(np.float64), weights.astype(np.float64), self.pose_landmarks
+        return self._dense_targets(frame, human, seen, memory, skipped)
+
+    def _dense_targets(self, frame, human, seen, memory, skipped):
+        geometry = crop_geometry_from_boxes(np.asarray(human.box, np.float64)[None], crop_size=CROP_SIZE)
+        crop_from_image = geometry.crop_from_image[0]
+        colours = None
+        if memory is not None and self.settings.texture:
+            colours = np.where(memory.texture.weights[:, None] > 0, memory.texture.colours, UNTEXTURED)
+        rendering = render_in_crop(human.vertices, self.faces, frame.intrinsics, crop_from_image, CROP_SIZE, colours)
+        inputs = network_input(image_crop(frame.image, crop_from_image), rendering)
+        with torch.no_grad():
+            flow, logits = self.net(torch.from_numpy(inputs)[None].to(self.refiner.device))
+        field = np.concatenate([flow[0].cpu().numpy(), torch.sigmoid(logits[0]).cpu().numpy()])
+        indices = np.flatnonzero(seen)
+        pixels = project_points(np.asarray(human.vertices, np.float64)[indices][None], frame.intrinsics)[0]
+        in_crop = apply_affines(crop_from_image[None], pixels[None])[0]
+        values = sample_field(field, in_crop)
+        confidence = values[:, 2]
+        confident = confidence >= self.settings.min_confidence
+        plausible = np.linalg.norm(values[:, :2], axis=1) <= MAX_DISPLACEMENT
+        if confident.any() and (confident & ~plausible).sum() > DIVERGED_SHARE * confident.sum():
+            skipped["refine_diverged_field"] += 1
+            return None
+        keep = np.flatnonzero(confident & plausible)
+        if len(keep) > self.settings.max_targets:  # the most confident ones
+            keep = keep[np.argsort(-confidence[keep], kind="stable")[: self.settings.max_targets]]
+        targets = apply_affines(geometry.image_from_crop, (in_crop[keep] + values[keep, :2])[None])[0]
+        return targets, confidence[keep], indices[keep]
+
+    # ---------------------------------------------------------------------------------------------- bookkeeping
+
+    def _human(self, human: Human, vertices: np.ndarray, state: PersonState, intrinsics) -> Human:
+        vertices = vertices.astype(np.float32)
+        joints = None
+        if self.joint_regressor is not None:
+            joints = (self.joint_regressor @ vertices.astype(np.float64)).astype(np.float32)
+        root = joints[0] if joints is not None else vertices.mean(axis=0)
+        return replace(human, vertices=vertices, joints=joints, vertices_2d=_pixels(vertices, intrinsics),
+                       joints_2d=None if joints is None else _pixels(joints, intrinsics),
+                       root_position=np.asarray(root, np.float64), root_rotation=state.rotation,
+                       translation=state.translation, refined=True)
+
+    def _memory(self, human: Human, stamp_ns: int) -> _TrackMemory | None:
+        if not self.tracked:
+            return None
+        memory = self.tracks.get(human.id)
+        if memory is None:
+            memory = self.tracks[human.id] = _TrackMemory(VertexTexture(len(human.vertices)))
+        memory.seen_ns = stamp_ns
+        return memory
+
+    def _learn_texture(self, frame: Frame, human: Human, seen: np.ndarray, memory: _TrackMemory | None) -> None:
+        if memory is None or not self.settings.texture or self.settings.signal != DENSE:
+            return
+        memory.texture.update(frame.image, human.vertices_2d, seen, facing_camera(human.vertices, self.faces))
+
+    def _forget(self, stamp_ns: int) -> None:
+        for track_id in [key for key, memory in self.tracks.items()
+                         if not 0 <= stamp_ns - memory.seen_ns <= FORGET_AFTER_NS]:
+            del self.tracks[track_id]
+
+
+def _pixels(points: np.ndarray, intrinsics) -> np.ndarray:
+    return project_points(points.astype(np.float64)[None], intrinsics)[0].astype(np.float32)
