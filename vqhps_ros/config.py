@@ -290,10 +290,11 @@ class RefineConfig(_Section):
     decoder runs in PyTorch for the optimisation, on `model.device`."""
 
     enabled: bool = _setting(False, "Refine each person's mesh against the image after the temporal stage.")
-    signal: str = _setting("dense", "What the mesh is fitted to: dense = displacements between a rendering of the "
-                                    "mesh and the image (the displacement network), at every visible vertex; sparse = "
-                                    "the body keypoints of the built-in detector's landmark model (needs the free "
-                                    "body's mesh).", choices=("dense", "sparse"))
+    signal: str = _setting("sparse", "What the mesh is fitted to: dense = displacements between a rendering of the "
+                                     "mesh and the image (the displacement network), at every visible vertex; sparse = "
+                                     "the body keypoints of the built-in detector's landmark model (needs the free "
+                                     "body's mesh); both = the two, each with half of the weight.",
+                           choices=("dense", "sparse", "both"))
     texture: bool = _setting(True, "Learn a colour per vertex for each track and render the mesh with it (dense "
                                    "signal; needs the temporal stage).")
     body: bool = _setting(True, "Also move the body (its Mesh-VQ-VAE latent), not only its position and "
@@ -311,7 +312,7 @@ class RefineConfig(_Section):
                                              "refined one, per latent element.", min=0.0, max=100.0)
     translation_weight: float = _setting(1.0, "Weight of the prior that keeps the position near the regressed "
                                               "one.", "1/m^2", min=0.0, max=1e6)
-    min_confidence: float = _setting(0.3, "Dense targets whose displacement confidence is below this are not "
+    min_confidence: float = _setting(0.5, "Dense targets whose displacement confidence is below this are not "
                                           "used.", min=0.0, max=1.0)
     max_targets: int = _setting(300, "Most dense targets per person (the most confident visible vertices).",
                                 "vertices", min=6, max=100000)

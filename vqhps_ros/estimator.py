@@ -241,9 +241,9 @@ def alignment_refinement_from_config(config, loaded):
                           f"in PyTorch; model.path is the graph {loaded.source}")
     model = load_model(loaded.source).to(_torch_device(config.model.device))
     net = landmarks = None
-    if settings.signal == "dense":
+    if settings.signal in ("dense", "both"):
         net = load_displacement_net(settings.displacement_net or _bundled_displacement_net())
-    else:
+    if settings.signal in ("sparse", "both"):
         landmarks = _pose_landmark_matrix(model.num_vertices, loaded.topology.topology_id)
     regressor = None if model.joint_regressor is None else model.joint_regressor.double().cpu().numpy()
     refine_settings = RefineSettings(iterations=settings.iterations, budget_ms=settings.budget_ms,
@@ -277,8 +277,8 @@ def _pose_landmark_matrix(num_vertices: int, topology_id: str) -> np.ndarray:
     try:
         return free_body_pose_landmarks(num_vertices=num_vertices).matrix
     except InputError as error:
-        raise ConfigError(f"refine.signal sparse needs the pose landmarks of the mesh, defined for the free body "
-                          f"only; this model's mesh is {topology_id!r} ({error})") from error
+        raise ConfigError(f"refine.signal sparse or both needs the pose landmarks of the mesh, defined for the free "
+                          f"body only; this model's mesh is {topology_id!r} ({error})") from error
 
 
 def with_keypoint_set(topology: MeshTopology, source: str, reads_keypoints: bool = False) -> MeshTopology:

@@ -14,10 +14,11 @@ from .displacement import (
 )
 from .optimize import NOT_IMPROVED, REFINED, TOO_FEW_TARGETS, MeshRefiner, PersonState, RefineResult, RefineSettings
 from .renderings import PersonRendering, crop_intrinsics, facing_camera, render_in_crop, visible_vertices
-from .stage import DENSE, SIGNALS, SPARSE, AlignmentRefinement, StageSettings
+from .stage import BOTH, DENSE, SIGNALS, SPARSE, AlignmentRefinement, StageSettings
 from .texture import TextureSettings, VertexTexture
 
 __all__ = [
+    "BOTH",
     "CROP_SIZE",
     "DENSE",
     "SIGNALS",

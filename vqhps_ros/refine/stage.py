@@ -44,8 +44,8 @@ from .optimize import REFINED, MeshRefiner, PersonState, RefineSettings
 from .renderings import facing_camera, render_in_crop, visible_vertices
 from .texture import VertexTexture
 
-DENSE, SPARSE = "dense", "sparse"
-SIGNALS = (DENSE, SPARSE)
+DENSE, SPARSE, BOTH = "dense", "sparse", "both"
+SIGNALS = (DENSE, SPARSE, BOTH)
 FORGET_AFTER_NS = 2_000_000_000  # a track unseen this long has ended (the tracker never reuses an id)
 UNTEXTURED = 0.5  # the rendering's grey where the texture has no colour (the network reads it as none)
 # Displacements longer than this (crop pixels, a quarter of the crop) are not targets: the network was trained on
@@ -56,10 +56,10 @@ DIVERGED_SHARE = 0.5
 
 @dataclass(frozen=True)
 class StageSettings:
-    signal: str = DENSE
+    signal: str = SPARSE
     texture: bool = True
     budget_ms: float = 60.0  # per frame
-    min_confidence: float = 0.3
+    min_confidence: float = 0.5
     max_targets: int = 300
 
     def __post_init__(self):
@@ -82,9 +82,9 @@ class AlignmentRefinement:
     def __init__(self, mesh_vqvae, faces: np.ndarray, joint_regressor: np.ndarray | None,
                  settings: StageSettings = StageSettings(), refine_settings: RefineSettings | None = None,
                  net: DisplacementNet | None = None, pose_landmarks: np.ndarray | None = None, tracked: bool = True):
-        if settings.signal == DENSE and net is None:
+        if settings.signal in (DENSE, BOTH) and net is None:
             raise InputError("the dense refinement signal needs the displacement network")
-        if settings.signal == SPARSE and pose_landmarks is None:
+        if settings.signal in (SPARSE, BOTH) and pose_landmarks is None:
             raise InputError("the sparse refinement signal needs the mesh's pose landmarks (33 x V)")
         self.settings = settings
         self.refiner = MeshRefiner(mesh_vqvae, refine_settings)
@@ -148,15 +148,25 @@ class AlignmentRefinement:
         return published
 
     def _targets(self, frame, human, seen, memory, skipped):
-        """(targets (P, 2) pixels, weights (P,), vertex indices (P,) or landmark matrix (P, V)), or None (counted)."""
-        if self.settings.signal == SPARSE:
-            keypoints = human.keypoints
-            if keypoints is None or keypoints.keypoint_set != POSE_KEYPOINT_SET:
-                skipped["refine_no_keypoints"] += 1
-                return None
-            weights = np.where(seen_keypoints(keypoints, frame.image_size), keypoints.visibility, 0.0)
-            return keypoints.points.astype(np.float64), weights.astype(np.float64), self.pose_landmarks
-        return self._dense_targets(frame, human, seen, memory, skipped)
+        """(targets (P, 2) pixels, weights (P,), vertex indices (P,) or a point matrix (P, V)), or None (counted)."""
+        signal = self.settings.signal
+        if signal == SPARSE:
+            return self._sparse_targets(frame, human, skipped)
+        if signal == DENSE:
+            return self._dense_targets(frame, human, seen, memory, skipped)
+        dense = self._dense_targets(frame, human, seen, memory, skipped)
+        sparse = self._sparse_targets(frame, human, skipped)
+        if dense is None or sparse is None:
+            return dense or sparse
+        return _combined(dense, sparse, len(human.vertices))
+
+    def _sparse_targets(self, frame, human, skipped):
+        keypoints = human.keypoints
+        if keypoints is None or keypoints.keypoint_set != POSE_KEYPOINT_SET:
+            skipped["refine_no_keypoints"] += 1
+            return None
+        weights = np.where(seen_keypoints(keypoints, frame.image_size), keypoints.visibility, 0.0)
+        return keypoints.points.astype(np.float64), weights.astype(np.float64), self.pose_landmarks
 
     def _dense_targets(self, frame, human, seen, memory, skipped):
         geometry = crop_geometry_from_boxes(np.asarray(human.box, np.float64)[None], crop_size=CROP_SIZE)
@@ -208,7 +218,7 @@ class AlignmentRefinement:
         return memory
 
     def _learn_texture(self, frame: Frame, human: Human, seen: np.ndarray, memory: _TrackMemory | None) -> None:
-        if memory is None or not self.settings.texture or self.settings.signal != DENSE:
+        if memory is None or not self.settings.texture or self.settings.signal == SPARSE:
             return
         memory.texture.update(frame.image, human.vertices_2d, seen, facing_camera(human.vertices, self.faces))
 
@@ -216,6 +226,17 @@ class AlignmentRefinement:
         for track_id in [key for key, memory in self.tracks.items()
                          if not 0 <= stamp_ns - memory.seen_ns <= FORGET_AFTER_NS]:
             del self.tracks[track_id]
+
+
+def _combined(dense, sparse, num_vertices: int):
+    """Dense vertex targets and sparse landmark targets as one set, each signal carrying half of the total weight
+    (the 33 keypoints would otherwise weigh a tenth of a few hundred vertices)."""
+    (dense_goal, dense_weights, indices), (sparse_goal, sparse_weights, landmarks) = dense, sparse
+    rows = np.zeros((len(indices), num_vertices))
+    rows[np.arange(len(indices)), indices] = 1.0
+    scale = dense_weights.sum() / max(sparse_weights.sum(), 1e-9)
+    return (np.concatenate([dense_goal, sparse_goal]), np.concatenate([dense_weights, scale * sparse_weights]),
+            np.concatenate([rows, np.asarray(landmarks, np.float64)]))
 
 
 def _pixels(points: np.ndarray, intrinsics) -> np.ndarray:
