@@ -201,14 +201,9 @@ def detections_message(typestore, stamp_ns: int, boxes: list[tuple[np.ndarray, f
                                                      detections=detections)
 
 
-def write_sequence(spec: SequenceSpec, folder: Path, generator: SceneGenerator) -> Path:
-    """The bag of `spec` in folder/<name> with ground_truth.npz beside its MCAP file (reused when complete)."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    bag = folder / spec.name
-    if (bag / "ground_truth.npz").is_file():
-        return bag
-    shutil.rmtree(bag, ignore_errors=True)
+def sequence_scene(spec: SequenceSpec, generator: SceneGenerator):
+    """The static parts of a sequence, drawn from its seed: (rng to draw the frames with, camera, background,
+    lighting, person tracks, number of frames)."""
     rng = np.random.default_rng([spec.seed, sorted(("crossing", "occlusion", "enter_leave", "group")).index(
         spec.layout), int(spec.fps)])
     num_frames = int(round(spec.seconds * spec.fps))
@@ -218,7 +213,18 @@ def write_sequence(spec: SequenceSpec, folder: Path, generator: SceneGenerator) 
     background = room_background(rng, camera, wall_distance=rng.uniform(8.0, 11.0))
     direction = np.array([rng.uniform(-0.5, 0.5), -0.75, -0.55])
     lighting = Lighting(direction / np.linalg.norm(direction), 0.38, 0.62, np.array([1.03, 1.0, 0.97]))
-    tracks = scene_tracks(spec, generator, rng, num_frames)
+    return rng, camera, background, lighting, scene_tracks(spec, generator, rng, num_frames), num_frames
+
+
+def write_sequence(spec: SequenceSpec, folder: Path, generator: SceneGenerator) -> Path:
+    """The bag of `spec` in folder/<name> with ground_truth.npz beside its MCAP file (reused when complete)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    bag = folder / spec.name
+    if (bag / "ground_truth.npz").is_file():
+        return bag
+    shutil.rmtree(bag, ignore_errors=True)
+    rng, camera, background, lighting, tracks, num_frames = sequence_scene(spec, generator)
     detector = SimulatedDetector(rng, IMAGE_SIZE)
     typestore = sample_bag.make_typestore()
     rows: dict[str, list] = {}
