@@ -12,7 +12,15 @@ from vqhps_ros.errors import InputError
 from vqhps_ros.hps.camera import project_points
 from vqhps_ros.humans import POSE_KEYPOINT_SET, BodyKeypoints, Frame, FrameResult, Human
 from vqhps_ros.models import bundled_displacement_net_path, load_demo_mesh_vqvae, load_image_model
-from vqhps_ros.refine import BOTH, DENSE, SPARSE, AlignmentRefinement, RefineSettings, StageSettings, load_displacement_net
+from vqhps_ros.refine import (
+    BOTH,
+    DENSE,
+    SPARSE,
+    AlignmentRefinement,
+    RefineSettings,
+    StageSettings,
+    load_displacement_net,
+)
 from vqhps_ros.refine.optimize import rotation_from_vector
 from vqhps_ros.synth import render_meshes
 from vqhps_ros.synth.backgrounds import wall_image
