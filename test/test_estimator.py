@@ -226,7 +226,7 @@ def test_the_refinement_stage_refines_the_published_people_and_flags_them(tmp_pa
     from vqhps_ros.io import messages
 
     frames = list(read_frames(sample_bag_path()))[:10]
-    config = load_config(overrides=["refine.enabled=true", f"refine.signal={signal}", "refine.iterations=3",
+    config = load_config(overrides=["refine.enabled=true", f"refine.signal={signal}",
                                     "refine.budget_ms=5000", "model.threads=1", f"model.engine_cache_dir={tmp_path}"])
     with Estimator.from_config(config) as estimator:
         assert estimator.refinement is not None and estimator.refinement.tracked
