@@ -233,6 +233,7 @@ def alignment_refinement_from_config(config, loaded):
     file, whose Mesh-VQ-VAE decoder and joint regressor it runs in PyTorch."""
     from .config import ConfigError
     from .hps import load_model
+    from .models import bundled_displacement_net_path
     from .refine import AlignmentRefinement, RefineSettings, StageSettings, load_displacement_net
 
     settings = config.refine
@@ -242,7 +243,7 @@ def alignment_refinement_from_config(config, loaded):
     model = load_model(loaded.source).to(_torch_device(config.model.device))
     net = landmarks = None
     if settings.signal in ("dense", "both"):
-        net = load_displacement_net(settings.displacement_net or _bundled_displacement_net())
+        net = load_displacement_net(settings.displacement_net or bundled_displacement_net_path())
     if settings.signal in ("sparse", "both"):
         landmarks = _pose_landmark_matrix(model.num_vertices, loaded.topology.topology_id)
     regressor = None if model.joint_regressor is None else model.joint_regressor.double().cpu().numpy()
@@ -262,12 +263,6 @@ def _torch_device(configured: str):
     import torch
 
     return torch.device(configured or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def _bundled_displacement_net():
-    from .models import bundled_displacement_net_path
-
-    return bundled_displacement_net_path()
 
 
 def _pose_landmark_matrix(num_vertices: int, topology_id: str) -> np.ndarray:

@@ -88,7 +88,7 @@ class MeshRefiner:
             parameter.requires_grad_(False)
         self.settings = settings or RefineSettings()
         # the optimisation runs where the decoder is; placement in float64 on the CPU, float32 on a GPU (a Jetson's
-        # float64 is many times slower; float32 keeps the pixels to well under a thousandth)
+        # float64 is many times slower; float32 resolves far under a millimetre at a few metres)
         self.device = next(self.mesh_vqvae.parameters()).device
         self.real = torch.float64 if self.device.type == "cpu" else torch.float32
 

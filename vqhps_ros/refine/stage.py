@@ -8,8 +8,10 @@ Per frame, after the temporal stage:
    - `dense`: the person's crop and the rendering of the current mesh in it (colour from the track's texture) through
      the displacement network; each visible vertex's target is its projection plus the displacement there, weighted
      by the network's confidence (below `min_confidence`: no target), at most `max_targets` of them;
-   - `sparse`: the body keypoints the person source found (the landmark model's), at the mesh's pose landmarks
-     (`body.pose_landmarks`), weighted by visibility, as the baseline the dense signal is measured against;
+   - `sparse` (the default: it measures better than dense, `benchmarks/refine.py`): the body keypoints the person
+     source found (the landmark model's), at the mesh's pose landmarks (`body.pose_landmarks`), weighted by
+     visibility;
+   - `both`: the two sets, each carrying half of the weight;
 3. `MeshRefiner` from the published mesh (the temporal stage's, kept exactly when nothing improves), warm-started
    with the track's last refined latent and held near it (temporal prior);
 4. the track's texture learns from the frame at the refined mesh (`texture.VertexTexture`; only with tracking, as
@@ -17,12 +19,12 @@ Per frame, after the temporal stage:
 
 What is not refined is counted in the frame's `skipped` (the person is still published, with its regressed mesh):
 `refine_too_few_targets` (mostly outside the image, hidden, or nothing trustworthy), `refine_not_improved` (the
-optimisation did not lower the reprojection error: a diverging field, wrong keypoints), `refine_over_budget` (the
+optimisation did not lower the reprojection error: wrong keypoints, an inconsistent field), `refine_over_budget` (the
 frame's budget was spent), `refine_no_keypoints` (sparse signal, person without keypoints), `refine_diverged_field`
 (dense signal: most confident displacements longer than a quarter of the crop, which the network never learnt).
 
-The published tokens stay the regressor's: the refined latent is not re-quantised (re-encoding would cost a
-Mesh-VQ-VAE encoder pass and the nearest codes of a refined latent are usually the regressed ones).
+The published tokens stay the regressor's: the refined latent is not re-quantised. The tokens remain what the network
+classified (with their confidences), and the refined body is in the vertices, joints and root pose.
 """
 
 from __future__ import annotations
