@@ -185,9 +185,11 @@ def table(report: dict) -> str:
         lines.append(f"| {name} | {row['reprojection_px']:.2f} | {row['silhouette_iou']:.3f} | {row['mpjpe']:.1f} | "
                      f"{row['pve']:.1f} | {row['pa_pve']:.1f} | {row['position_mm']:.0f} | "
                      f"{100 * row['refined']:.0f} % | {row['ms_per_person']:.1f} |")
+    if "photos" not in report:
+        return "\n".join(lines) + "\n"
     lines += ["", "Real photographs (silhouette IoU against the independent person mask):", "",
               "| variant | people | refined | silhouette IoU |", "|---|---|---|---|"]
-    for name, row in report.get("photos", {}).items():
+    for name, row in report["photos"].items():
         lines.append(f"| {name} | {row['people']} | {100 * row['refined_share']:.0f} % | {row['silhouette_iou']:.3f} |")
     return "\n".join(lines) + "\n"
 

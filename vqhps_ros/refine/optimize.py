@@ -123,8 +123,8 @@ class MeshRefiner:
         offset = None if prior.body_offset is None else self._tensor(prior.body_offset)
         with torch.no_grad():
             latent, axis_angle, translation = self._variables(prior)
-            regressed = _placed(self._body(latent, offset), axis_angle, translation,
-                                self._tensor(prior.rotation))
+            prior_body = self._body(latent, offset)
+            regressed = _placed(prior_body, axis_angle, translation, self._tensor(prior.rotation))
         error_before = self._pixel_error(regressed, matrix, goal, weight, camera)
         if int((weights > 0).sum()) < self.settings.min_targets:
             return self._kept(regressed, prior, TOO_FEW_TARGETS, error_before, started)
@@ -137,10 +137,7 @@ class MeshRefiner:
             tensor.requires_grad_(True)
         optimizer = torch.optim.Adam(variables, lr=self.settings.learning_rate)
         base_rotation = self._tensor(state.rotation)
-        fixed_body = None
-        if not self.settings.body:  # decoded once: only the placement moves
-            with torch.no_grad():
-                fixed_body = self._body(latent, offset)
+        fixed_body = None if self.settings.body else prior_body  # without the body, only the placement moves
         deadline = started + (self.settings.budget_ms if budget_ms is None else budget_ms) / 1000.0
         iterations = 0
         while iterations < self.settings.iterations and time.perf_counter() < deadline:
@@ -156,7 +153,8 @@ class MeshRefiner:
             optimizer.step()
             iterations += 1
         with torch.no_grad():
-            vertices = _placed(self._body(latent, offset), axis_angle, translation, base_rotation)
+            body = fixed_body if fixed_body is not None else self._body(latent, offset)
+            vertices = _placed(body, axis_angle, translation, base_rotation)
             error_after = self._pixel_error(vertices, matrix, goal, weight, camera)
             rotation = rotation_from_vector(axis_angle) @ base_rotation
         if not error_after < error_before:

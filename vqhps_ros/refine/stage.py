@@ -107,7 +107,9 @@ class AlignmentRefinement:
         self._forget(result.stamp_ns)
         memories = [self._memory(human, result.stamp_ns) for human in result.humans]
         meshes = [human.vertices for human in result.humans]
-        visible = visible_vertices(meshes, self.faces, frame.intrinsics, frame.image_size) if meshes else []
+        visible = [None] * len(meshes)  # only dense targets and the texture ask which vertices are seen
+        if meshes and self.settings.signal != SPARSE:
+            visible = visible_vertices(meshes, self.faces, frame.intrinsics, frame.image_size)
         refined = []
         for index, (human, seen, memory) in enumerate(zip(result.humans, visible, memories, strict=True)):
             share_ms = (self.settings.budget_ms - 1000 * (time.perf_counter() - started)) / (len(result.humans) - index)
@@ -119,7 +121,7 @@ class AlignmentRefinement:
 
     # ------------------------------------------------------------------------------------------------ a person
 
-    def _refine_person(self, frame: Frame, human: Human, seen: np.ndarray, memory: _TrackMemory | None,
+    def _refine_person(self, frame: Frame, human: Human, seen: np.ndarray | None, memory: _TrackMemory | None,
                        deadline: float, skipped: Counter) -> Human:
         """The refined human, or `human` itself (the reason counted); `deadline`: perf_counter seconds."""
         if time.perf_counter() >= deadline:
