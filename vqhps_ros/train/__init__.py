@@ -1,6 +1,8 @@
 """Training loops: the Mesh-VQ-VAE tokenizer (`mesh_vq`) and the VQ-HPS regressor (`hps`, `hps_data`); the
 landmark model measured on renders (`landmark_calibration`), keypoint training samples made without rendering
-(`keypoint_data`), and the training and measure of a VQ-HPS that reads those keypoints (`keypoint_hps`).
+(`keypoint_data`), the training and measure of a VQ-HPS that reads those keypoints (`keypoint_hps`), the
+alignment refinement's displacement network and its synthetic pairs (`displacement`, `displacement_data`), and the
+loop the keypoint and displacement trainings share (`budgeted`).
 
 The settings (`settings`) import no torch, and neither does this package: its names are loaded on first use
 (PEP 562), so `vqhps-ros` can build its options from the settings without importing the training stack.
@@ -26,7 +28,8 @@ _EXPORTS = {
     "load_meshes": "mesh_vq",
     "train_mesh_vq": "mesh_vq",
 }
-_SUBMODULES = ("hps", "hps_data", "keypoint_data", "keypoint_heatmaps", "keypoint_hps", "landmark_calibration",
+_SUBMODULES = ("budgeted", "displacement", "displacement_data", "hps", "hps_data", "keypoint_data",
+               "keypoint_heatmaps", "keypoint_hps", "landmark_calibration",
                "mesh_vq", "settings")
 
 __all__ = sorted(_EXPORTS)

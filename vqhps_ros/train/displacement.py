@@ -14,9 +14,7 @@ probability one half (the input, the field, and the sign of the horizontal displ
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,15 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from ..refine.displacement import NORMALS_X_CHANNEL, DisplacementNet
+from .budgeted import train_in_budget
 from .displacement_data import TEXTURES, DisplacementPairs, DisplacementSampler, DisplacementSampling
-from .settings import budget_progress, warmup_cosine
-
-LOG = logging.getLogger(__name__)
+from .settings import BudgetSchedule
 
 
 @dataclass(frozen=True)
-class DisplacementTraining:
-    """Optimiser settings; the schedule is `settings.warmup_cosine` over `settings.budget_progress`."""
+class DisplacementTraining(BudgetSchedule):
+    """Optimiser settings; the learning-rate schedule over `steps` or `minutes` is `settings.BudgetSchedule`'s."""
 
     steps: int = 20_000
     batch_size: int = 64
@@ -69,27 +66,18 @@ def train_displacement(net: DisplacementNet, pairs: DisplacementPairs,
     generator = torch.Generator().manual_seed(settings.seed)
     data = _tensors(pairs)
     optimizer = torch.optim.AdamW(net.parameters(), lr=0.0, weight_decay=settings.weight_decay)
-    history, started, step, progress = [], time.perf_counter(), 0, 0.0
-    net.train()
-    while progress < 1.0:
-        step += 1
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(settings.learning_rate, progress, settings.warmup)
+
+    def step_losses():
         batch = torch.randint(len(pairs), (settings.batch_size,), generator=generator)
         inputs, flow, valid, covered = _mirrored(*(tensor[batch] for tensor in data), generator)
         predicted, logits = net(inputs.float())
         flow_loss, confidence_loss, error = field_losses(predicted, logits, flow, valid, covered,
                                                          settings.confidence_px)
         loss = flow_loss + settings.confidence_weight * confidence_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        progress = budget_progress(step, settings.steps, time.perf_counter() - started, settings.minutes)
-        if step % settings.log_every == 0 or progress >= 1.0:
-            entry = {"step": step, "flow": flow_loss.item(), "confidence": confidence_loss.item(),
-                     "endpoint_px": error.item(), "seconds": round(time.perf_counter() - started, 1)}
-            history.append(entry)
-            LOG.info("displacement network %s", entry)
+        return loss, {"flow": flow_loss, "confidence": confidence_loss, "endpoint_px": error}
+
+    net.train()
+    history = train_in_budget(optimizer, settings, step_losses, "displacement network")
     net.eval()
     return history
 

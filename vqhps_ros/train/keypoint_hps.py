@@ -14,8 +14,6 @@ PA-MPJPE, PVE and PA-PVE (`metrics.evaluate_meshes`, millimetres), beside an ima
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,10 +27,9 @@ from ..hps.model import VQHPS
 from ..hps.rotation import rotation_6d_to_matrix
 from ..hps.transformer import TransformerDims
 from ..metrics import evaluate_meshes
+from .budgeted import train_in_budget
 from .keypoint_data import KeypointSampler
-from .settings import budget_progress, warmup_cosine
-
-LOG = logging.getLogger(__name__)
+from .settings import BudgetSchedule
 
 
 def new_keypoint_model(base: VQHPS, width: int = 128) -> VQHPS:
@@ -61,10 +58,8 @@ def keypoint_dataset(sampler: KeypointSampler, model: VQHPS, count: int, seed: i
 
 
 @dataclass(frozen=True)
-class KeypointTraining:
-    """Optimiser settings. The learning rate warms up linearly over the first `warmup` of training, then follows a
-    cosine to zero; progress is the larger of the step count over `steps` and, when `minutes` is set, the time spent
-    over `minutes`, so a run given a time budget still ends its schedule (and stops) within it."""
+class KeypointTraining(BudgetSchedule):
+    """Optimiser settings; the learning-rate schedule over `steps` or `minutes` is `settings.BudgetSchedule`'s."""
 
     steps: int = 6000
     batch_size: int = 256
@@ -77,12 +72,6 @@ class KeypointTraining:
     minutes: float | None = None
     warmup: float = 0.05
 
-    def progress(self, step: int, seconds: float) -> float:
-        return budget_progress(step, self.steps, seconds, self.minutes)
-
-    def learning_rate_at(self, progress: float) -> float:
-        return warmup_cosine(self.learning_rate, progress, self.warmup)
-
 
 def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: KeypointTraining = KeypointTraining()
                        ) -> list[dict]:  # noqa: B008 (frozen)
@@ -91,28 +80,19 @@ def train_keypoint_hps(model: VQHPS, data: dict[str, torch.Tensor], settings: Ke
     regressor = model.regressor
     optimizer = torch.optim.AdamW(regressor.parameters(), lr=0.0, weight_decay=settings.weight_decay)
     pose_init = model.pose_init.expand(settings.batch_size, -1)
-    count, history, started = len(data["tokens"]), [], time.perf_counter()
-    regressor.train()
-    step, progress = 0, 0.0
-    while progress < 1.0:
-        step += 1
-        for group in optimizer.param_groups:
-            group["lr"] = settings.learning_rate_at(progress)
+    count = len(data["tokens"])
+
+    def step_losses():
         batch = torch.randint(count, (settings.batch_size,), generator=generator)
         logits, rot6d, cam = regressor(data["keypoints"][batch], pose_init)
         token_loss = F.cross_entropy(logits.flatten(0, 1), data["tokens"][batch].flatten())
         rotation_loss = F.mse_loss(rotation_6d_to_matrix(rot6d), data["rotation"][batch])
         camera_loss = F.l1_loss(cam, data["crop_camera"][batch])
         loss = token_loss + settings.rotation_weight * rotation_loss + settings.camera_weight * camera_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        progress = settings.progress(step, time.perf_counter() - started)
-        if step % settings.log_every == 0 or progress >= 1.0:
-            entry = {"step": step, "tokens": token_loss.item(), "rotation": rotation_loss.item(),
-                     "camera": camera_loss.item(), "seconds": round(time.perf_counter() - started, 1)}
-            history.append(entry)
-            LOG.info("keypoint VQ-HPS %s", entry)
+        return loss, {"tokens": token_loss, "rotation": rotation_loss, "camera": camera_loss}
+
+    regressor.train()
+    history = train_in_budget(optimizer, settings, step_losses, "keypoint VQ-HPS")
     regressor.eval()
     return history
 

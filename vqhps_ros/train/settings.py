@@ -129,15 +129,19 @@ class MeshVQTrainConfig:
     dead_code_threshold: float = 0.05
 
 
-def budget_progress(step: int, steps: int, seconds: float, minutes: float | None) -> float:
-    """Progress of a run through its schedule: the larger of the step count over `steps` and, when `minutes` is
-    set, the time spent over `minutes`, so a run given a time budget ends its schedule (and stops) within it."""
-    by_time = 0.0 if minutes is None else seconds / (60.0 * minutes)
-    return max(step / steps, by_time)
+class BudgetSchedule:
+    """The learning-rate schedule of a training run over `steps` steps or `minutes` (whichever ends first), for
+    settings dataclasses with the fields `steps`, `learning_rate`, `minutes` (None: no time budget) and `warmup`:
+    linear warm-up over the first `warmup` of the run, then a cosine to zero. Progress is the larger of the step
+    count over `steps` and the time spent over `minutes`, so a run given a time budget ends its schedule (and stops)
+    within it."""
 
+    def progress(self, step: int, seconds: float) -> float:
+        by_time = 0.0 if self.minutes is None else seconds / (60.0 * self.minutes)
+        return max(step / self.steps, by_time)
 
-def warmup_cosine(peak: float, progress: float, warmup: float) -> float:
-    """Learning rate: linear warm-up over the first `warmup` of the run, then a cosine from `peak` to zero."""
-    if progress < warmup:
-        return peak * (progress / warmup)
-    return 0.5 * peak * (1.0 + math.cos(math.pi * min(1.0, (progress - warmup) / (1.0 - warmup))))
+    def learning_rate_at(self, progress: float) -> float:
+        if progress < self.warmup:
+            return self.learning_rate * (progress / self.warmup)
+        return 0.5 * self.learning_rate * (1.0 + math.cos(math.pi * min(1.0, (progress - self.warmup)
+                                                                        / (1.0 - self.warmup))))
