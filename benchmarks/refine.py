@@ -46,6 +46,8 @@ from vqhps_ros.humans import Detection, Frame  # noqa: E402
 from vqhps_ros.image_metrics import mask_iou, mesh_silhouette  # noqa: E402
 from vqhps_ros.metrics import evaluate_meshes  # noqa: E402
 from vqhps_ros.models import load_image_model  # noqa: E402
+from vqhps_ros.overlay import draw_humans  # noqa: E402
+from vqhps_ros.scoring import box_iou  # noqa: E402
 from vqhps_ros.synth import render_meshes  # noqa: E402
 from vqhps_ros.synth.scene import SceneGenerator  # noqa: E402
 from vqhps_ros.synth.tracks import placements_at  # noqa: E402
@@ -89,14 +91,6 @@ def sequence_frames(seeds):
             stamp = sequences.START_TIME_NS + int(round(frame_index * 1e9 / spec.fps))
             seen = [p for p in scene.people if p.visible_fraction >= sequences.MIN_VISIBLE]
             yield spec.name, Frame(scene.image, stamp, "camera", camera.intrinsics, detections), seen
-
-
-def box_iou(first, second) -> float:
-    (ax, ay, aw, ah), (bx, by, bw, bh) = first, second
-    width = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    height = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    overlap = width * height
-    return overlap / max(aw * ah + bw * bh - overlap, 1e-9)
 
 
 def matched(humans, people):
@@ -166,8 +160,6 @@ def measure_photos(threads: int, budget_ms: float, extra: list[str], overlay: Pa
             mask = segmenter(frame.image) >= MASK_THRESHOLD
             ious.append(mask_iou(mesh_silhouette(humans, faces, frame.intrinsics, frame.image_size), mask))
             if overlay is not None and index % 10 == 9 and bag == "ros2_jazzy_photos_sqlite3":
-                from vqhps_ros.overlay import draw_humans
-
                 images.append(draw_humans(frame.image, humans, frame.intrinsics, faces))
         estimator.close()
         tiles[variant] = images
