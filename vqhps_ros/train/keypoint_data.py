@@ -14,8 +14,10 @@ A sample is what the estimator will give such a model, and what it must predict:
 The box is the visible part of the projected mesh. Noise (`KeypointNoise`, per landmark, in box heights): the
 landmark model misses a landmark with its measured rate, makes a wild guess (anywhere in the box) with its measured
 rate, and otherwise lands a Gaussian offset of its measured spread away. With probability `truncation`, the image
-ends between the chest and the knees (robots often see people from the waist up): landmarks below are unseen and
-the box stops there.
+ends somewhere between the shoulders and the knees (`cut_range`, shares of the person's height from the top: robots
+often see people from the waist up, portraits end at the chest): landmarks below are unseen and the box stops there.
+A person counts as seen when at least `min_landmarks_in_view` landmarks lie in the view, as the estimator needs
+(`model.min_keypoints`), so head-and-shoulders views are drawn too.
 """
 
 from __future__ import annotations
@@ -69,18 +71,23 @@ class KeypointNoise:
 @dataclass(frozen=True)
 class KeypointSampling:
     """The random people and cameras: image size (H, W), horizontal field of view (degrees), distance of the
-    person from the camera (m), tilt of the body away from upright (degrees), truncation probability."""
+    person from the camera (m), tilt of the body away from upright (degrees), truncation probability, where a cut
+    falls (shares of the projected person's height, from the top), the landmarks a seen person shows at least."""
 
     image_size: tuple[int, int] = (480, 640)
     fov_deg: tuple[float, float] = (50.0, 90.0)
     distance_m: tuple[float, float] = (1.2, 8.0)
     tilt_deg: float = 15.0
-    truncation: float = 0.3
+    truncation: float = 0.35
+    cut_range: tuple[float, float] = (0.2, 0.75)
+    min_landmarks_in_view: int = 8
     noise: KeypointNoise = field(default_factory=KeypointNoise.measured)
 
     def __post_init__(self):
         if not (0 < self.fov_deg[0] <= self.fov_deg[1] < 180 and 0 < self.distance_m[0] <= self.distance_m[1]
-                and 0.0 <= self.truncation <= 1.0 and self.tilt_deg >= 0):
+                and 0.0 <= self.truncation <= 1.0 and self.tilt_deg >= 0
+                and 0.0 < self.cut_range[0] <= self.cut_range[1] < 1.0
+                and 1 <= self.min_landmarks_in_view <= NUM_LANDMARKS):
             raise InputError(f"unusable keypoint sampling settings: {self}")
 
 
@@ -134,7 +141,7 @@ class KeypointSampler:
         pixels = project_points(camera_vertices, intrinsics)
         landmarks = project_points(self.landmarks(camera_vertices), intrinsics)
         cut = self._cuts(rng, pixels)
-        boxes, usable = self._boxes(pixels, cut)
+        boxes, usable = self._boxes(pixels, landmarks, cut)
         keep = np.flatnonzero(usable)
         geometry = crop_geometry_from_boxes(boxes[keep])
         keypoints = self._noisy_keypoints(rng, landmarks[keep], boxes[keep], cut[keep], geometry.crop_from_image)
@@ -169,26 +176,31 @@ class KeypointSampler:
         return np.concatenate([(pixel - centre) / focal[:, None] * depth[:, None], depth[:, None]], axis=1)
 
     def _cuts(self, rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:
-        """(N,) the image row where a truncated view ends (between chest and knees), inf when not truncated."""
+        """(N,) the image row where a truncated view ends (`cut_range`), inf when not truncated."""
         top, bottom = pixels[..., 1].min(axis=1), pixels[..., 1].max(axis=1)
         truncated = rng.uniform(size=len(pixels)) < self.settings.truncation
-        cut = top + rng.uniform(0.3, 0.75, len(pixels)) * (bottom - top)
+        cut = top + rng.uniform(*self.settings.cut_range, len(pixels)) * (bottom - top)
         return np.where(truncated, cut, np.inf)
 
-    def _boxes(self, pixels: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _boxes(self, pixels: np.ndarray, landmarks: np.ndarray, cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 4) boxes of the visible projected mesh, and which people are seen well enough (box over 40 px tall
-        and at least half of the mesh's vertices inside the view)."""
-        height, width = self.settings.image_size
-        bottom = np.minimum(cut, height - 1.0)
-        inside = ((pixels[..., 0] >= 0) & (pixels[..., 0] <= width - 1) & (pixels[..., 1] >= 0)
-                  & (pixels[..., 1] <= bottom[:, None]))
+        and at least `min_landmarks_in_view` landmarks inside the view)."""
+        inside = self._in_view(pixels, cut)
         shown = np.where(inside[..., None], pixels, np.nan)
         with warnings.catch_warnings():  # a person entirely out of view has no box: NaN, and is not usable
             warnings.simplefilter("ignore", RuntimeWarning)
             low, high = np.nanmin(shown, axis=1), np.nanmax(shown, axis=1)
         boxes = np.concatenate([low, high - low], axis=1)
-        usable = (inside.mean(axis=1) >= 0.5) & np.isfinite(boxes).all(axis=1) & (boxes[:, 3] >= 40)
+        enough = self._in_view(landmarks, cut).sum(axis=1) >= self.settings.min_landmarks_in_view
+        usable = enough & np.isfinite(boxes).all(axis=1) & (boxes[:, 3] >= 40)
         return np.nan_to_num(boxes), usable
+
+    def _in_view(self, points: np.ndarray, cut: np.ndarray) -> np.ndarray:
+        """(N, K) which of the points (N, K, 2) pixels lie in the image above each person's cut."""
+        height, width = self.settings.image_size
+        bottom = np.minimum(cut, height - 1.0)[:, None]
+        return ((points[..., 0] >= 0) & (points[..., 0] <= width - 1) & (points[..., 1] >= 0)
+                & (points[..., 1] <= bottom))
 
     def _noisy_keypoints(self, rng: np.random.Generator, landmarks: np.ndarray, boxes: np.ndarray, cut: np.ndarray,
                          crop_from_image: np.ndarray) -> np.ndarray:
@@ -199,10 +211,7 @@ class KeypointSampler:
         wild = rng.uniform(size=(count, NUM_LANDMARKS)) < noise.wild_share
         anywhere = boxes[:, None, :2] + rng.uniform(size=(count, NUM_LANDMARKS, 2)) * boxes[:, None, 2:]
         points = np.where(wild[..., None], anywhere, points)
-        height, width = self.settings.image_size
-        in_view = ((landmarks[..., 0] >= 0) & (landmarks[..., 0] <= width - 1) & (landmarks[..., 1] >= 0)
-                   & (landmarks[..., 1] <= np.minimum(cut, height - 1.0)[:, None]))
-        seen = in_view & (rng.uniform(size=(count, NUM_LANDMARKS)) < noise.seen_share)
+        seen = self._in_view(landmarks, cut) & (rng.uniform(size=(count, NUM_LANDMARKS)) < noise.seen_share)
         normalized = np.where(seen[..., None], crop_to_normalized(apply_affines(crop_from_image, points)), 0.0)
         return np.concatenate([normalized, seen[..., None].astype(np.float64)], axis=2).astype(np.float32)
 
