@@ -221,6 +221,44 @@ def test_the_builtin_detector_finds_the_people_of_real_photos_and_their_keypoint
         np.testing.assert_array_equal(message.keypoints_2d.reshape(33, 3)[:, :2], keypoints.points)
 
 
+@pytest.mark.slow
+def test_meshes_placed_on_their_keypoints_land_closer_to_the_people_of_real_photos(tmp_path, shared_bags):
+    from vqhps_ros.body import free_body_pose_landmarks
+    from vqhps_ros.image_metrics import landmark_hits
+
+    frames = list(read_frames(shared_bags / "ros2_jazzy_photos_sqlite3"))[::10]  # one frame of each photograph
+    frames = [replace(frame, detections=None) for frame in frames]
+    landmarks = free_body_pose_landmarks().matrix
+    pck, shapes = {}, {}
+    for placed in (False, True):
+        config = load_config(overrides=["persons.source=builtin", "temporal.enabled=false", "model.threads=1",
+                                        f"model.place_on_keypoints={str(placed).lower()}",
+                                        f"model.engine_cache_dir={tmp_path}", f"detector.graph_cache_dir={tmp_path}"])
+        with Estimator.from_config(config) as estimator:
+            assert (estimator.placement is not None) == placed
+            humans = [(frame, human) for frame in frames for human in estimator.process(frame).humans]
+        hits = np.array([landmark_hits(human, landmarks, frame.intrinsics, frame.image_size)
+                         for frame, human in humans])
+        pck[placed] = hits[:, 0].sum() / hits[:, 1].sum()
+        shapes[placed] = [human.vertices - human.translation for _, human in humans]
+    assert pck[True] > pck[False] + 0.1
+    for network, moved in zip(shapes[False], shapes[True], strict=True):  # moved, not reshaped
+        np.testing.assert_allclose(moved, network, atol=1e-4)
+
+
+def test_the_keypoint_placement_needs_keypoints_and_a_mesh_with_pose_landmarks():
+    from vqhps_ros.estimator import keypoint_placement_from_config
+    from vqhps_ros.humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, MeshTopology
+
+    free_body = MeshTopology("free_body_1229", 1229, np.zeros((1, 3), np.int64), "h36m_17", (), 54, 512,
+                             POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES)
+    assert keypoint_placement_from_config(load_config(), free_body).landmarks.shape == (33, 1229)
+    assert keypoint_placement_from_config(load_config(overrides=["model.place_on_keypoints=false"]), free_body) is None
+    assert keypoint_placement_from_config(load_config(), replace(free_body, keypoint_set="")) is None
+    smpl = replace(free_body, topology_id="smpl_6890", num_vertices=6890)
+    assert keypoint_placement_from_config(load_config(), smpl) is None  # no pose landmarks defined on it
+
+
 @pytest.mark.parametrize("signal", ["dense", "sparse"])
 def test_the_refinement_stage_refines_the_published_people_and_flags_them(tmp_path, signal):
     from vqhps_ros.io import messages

@@ -136,6 +136,9 @@ class ModelConfig(_Section):
                             min=0, max=256)
     min_keypoints: int = _setting(8, "Models that read body keypoints: persons with fewer seen keypoints are "
                                      "skipped (counted as too_few_keypoints).", "keypoints", min=1, max=33)
+    place_on_keypoints: bool = _setting(True, "Move each mesh so that its pose landmarks project onto the person's "
+                                              "2D body keypoints (persons that carry them, meshes of the free "
+                                              "body); false: the network's crop camera alone places it.")
 
 
 @dataclass(frozen=True)

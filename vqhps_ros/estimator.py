@@ -5,6 +5,7 @@
     model inputs: crop_people, or body keypoints in the crops            -> (N, 3, 224, 224) or (N, 33, 3)
     engine.infer (TensorRT | ONNX Runtime | PyTorch), one call           -> tokens, rotation, crop camera, meshes
     place_people (camera intrinsics)                                     -> meshes and joints in the camera frame
+    keypoint placement (`hps.KeypointPlacement`, persons with keypoints) -> meshes moved onto their keypoints
     temporal stage: update (`temporal.TemporalTracker`, or none)         -> track ids, filtered meshes, stable tokens
     alignment refinement (`refine.AlignmentRefinement`, optional)       -> meshes fitted to the image (`refined`)
 
@@ -16,6 +17,7 @@ behind the camera) is dropped and counted, never published.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -25,13 +27,16 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import InputError
+from .errors import CheckpointError, InputError
+from .hps.keypoint_placement import KeypointPlacement
 from .hps.predict import PersonMesh, place_people
 from .humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, Detection, Frame, FrameResult, Human, MeshTopology
 from .model_inputs import CropInputs, KeypointInputs
 from .persons import DetectionFilter, PersonSource, person_source_from_config
 from .runtime.signatures import KEYPOINTS
 from .temporal import TemporalTracker
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("persons", "crop", "engine", "place", "temporal", "refine")
 
@@ -66,13 +71,14 @@ class Estimator:
     `Estimator.from_config(config)` loads the configured model and person source; the constructor takes parts
     for tests and for other person sources or temporal stages. `inputs`: what builds the network's input
     (`model_inputs.CropInputs` or `KeypointInputs`; default: as the engine's graph reads, keypoints without a
-    landmark model). `refinement`: the alignment refinement (`refine.AlignmentRefinement`) or None.
+    landmark model). `placement`: `hps.KeypointPlacement`, moving each mesh onto its person's keypoints, or None.
+    `refinement`: the alignment refinement (`refine.AlignmentRefinement`) or None.
     `close()` releases the engine, the source and the inputs' network.
     """
 
     def __init__(self, engine, topology: MeshTopology, person_source: PersonSource | None = None,
                  temporal: TemporalStage | None = None, config=None, inputs: CropInputs | KeypointInputs | None = None,
-                 refinement=None):
+                 refinement=None, placement: KeypointPlacement | None = None):
         self.engine = engine
         self.reads_keypoints = reads_keypoints(engine)
         self.topology = topology
@@ -81,6 +87,7 @@ class Estimator:
         self.config = config
         self.inputs = inputs or (KeypointInputs() if self.reads_keypoints else CropInputs())
         self.refinement = refinement
+        self.placement = placement
 
     @classmethod
     def from_config(cls, config) -> Estimator:
@@ -97,7 +104,8 @@ class Estimator:
         keypoint_model = reads_keypoints(loaded.engine)
         inputs = keypoint_inputs_from_config(config, person_source) if keypoint_model else CropInputs()
         topology = with_keypoint_set(loaded.topology, config.persons.source, keypoint_model)
-        return cls(loaded.engine, topology, person_source, temporal, config, inputs, refinement)
+        placement = keypoint_placement_from_config(config, topology)
+        return cls(loaded.engine, topology, person_source, temporal, config, inputs, refinement, placement)
 
     @property
     def description(self):
@@ -145,6 +153,9 @@ class Estimator:
                     output = self.engine.infer(inputs.batch)
                 with _timed(result, "place"):
                     people = place_people(output, inputs.geometry, frame.intrinsics, inputs.boxes)
+                    if self.placement is not None:
+                        keypoints = [detection.keypoints for detection in inputs.detections]
+                        people = self.placement.place(people, keypoints, frame.intrinsics, frame.image_size)
                     result.humans, sources = placed_humans(people, inputs.detections, skipped, inputs.indices)
         result.skipped = dict(skipped)
         with _timed(result, "temporal"):
@@ -228,6 +239,19 @@ def keypoint_inputs_from_config(config, person_source=None) -> KeypointInputs:
     return KeypointInputs(landmarker, config.model.min_keypoints)
 
 
+def keypoint_placement_from_config(config, topology: MeshTopology) -> KeypointPlacement | None:
+    """`model.place_on_keypoints`: the placement when persons may carry keypoints and the mesh has the pose
+    landmarks (the free body's); otherwise None, said once in the log."""
+    if not config.model.place_on_keypoints or not topology.keypoint_set:
+        return None
+    landmarks, missing = pose_landmarks_of(topology.num_vertices)
+    if landmarks is None:
+        logger.info("model.place_on_keypoints: off for the mesh %r, which has no pose landmarks (%s)",
+                    topology.topology_id, missing)
+        return None
+    return KeypointPlacement(landmarks)
+
+
 def alignment_refinement_from_config(config, loaded):
     """The alignment refinement of section `refine` for the loaded model (`runtime.LoadedModel`): it needs the model
     file, whose Mesh-VQ-VAE decoder and joint regressor it runs in PyTorch."""
@@ -245,7 +269,10 @@ def alignment_refinement_from_config(config, loaded):
     if settings.signal in ("dense", "both"):
         net = load_displacement_net(settings.displacement_net or bundled_displacement_net_path())
     if settings.signal in ("sparse", "both"):
-        landmarks = _pose_landmark_matrix(model.num_vertices, loaded.topology.topology_id)
+        landmarks, missing = pose_landmarks_of(model.num_vertices)
+        if landmarks is None:
+            raise ConfigError(f"refine.signal sparse or both needs the pose landmarks of the mesh, defined for the "
+                              f"free body only; this model's mesh is {loaded.topology.topology_id!r} ({missing})")
     regressor = None if model.joint_regressor is None else model.joint_regressor.double().cpu().numpy()
     refine_settings = RefineSettings(iterations=settings.iterations, budget_ms=settings.budget_ms,
                                      learning_rate=settings.learning_rate, body=settings.body,
@@ -265,15 +292,15 @@ def _torch_device(configured: str):
     return torch.device(configured or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def _pose_landmark_matrix(num_vertices: int, topology_id: str) -> np.ndarray:
+def pose_landmarks_of(num_vertices: int) -> tuple[np.ndarray | None, str]:
+    """(33, V) the pose landmarks of meshes of `num_vertices` vertices (defined for the free body only), or None
+    and why not."""
     from .body import free_body_pose_landmarks
-    from .config import ConfigError
 
     try:
-        return free_body_pose_landmarks(num_vertices=num_vertices).matrix
-    except InputError as error:
-        raise ConfigError(f"refine.signal sparse or both needs the pose landmarks of the mesh, defined for the free "
-                          f"body only; this model's mesh is {topology_id!r} ({error})") from error
+        return free_body_pose_landmarks(num_vertices=num_vertices).matrix, ""
+    except CheckpointError as error:
+        return None, str(error)
 
 
 def with_keypoint_set(topology: MeshTopology, source: str, reads_keypoints: bool = False) -> MeshTopology:

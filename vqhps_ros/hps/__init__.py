@@ -34,6 +34,7 @@ from .crops import (
     warp_crops_cv2,
     warp_crops_torch,
 )
+from .keypoint_placement import KeypointPlacement, PlacementSettings
 from .keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
 from .mobilenet import MobileNetV2, MobileNetV2Trunk, load_imagenet_mobilenet_v2
 from .model import VQHPS, HPSOutput

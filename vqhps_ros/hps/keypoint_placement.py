@@ -1,0 +1,141 @@
+"""Placing a mesh on its person's 2D body keypoints: the translation that projects the mesh's own pose landmarks
+onto the keypoints the landmark model found in the image (`POSE_KEYPOINT_SET`; persons without them, or with
+keypoints of another set, keep the network's placement).
+
+The network places a mesh through its weak-perspective crop camera, a guess from the crop alone: an error in its
+scale or offset moves the whole mesh off the person even when the pose is right. The keypoints fix that cheaply.
+With the mesh's shape and rotation kept, the translation T that projects its landmarks L_i (relative to the mesh
+origin) onto the keypoints (u_i, v_i) through the intrinsics solves a linear least-squares problem, two rows per
+seen keypoint:
+
+    fx (X_i + Tx) - (u_i - cx) (Z_i + Tz) = 0        fy (Y_i + Ty) - (v_i - cy) (Z_i + Tz) = 0
+
+Each row is divided by the landmark's depth at the current estimate, so that its residual is in pixels; rows are
+reweighted by their residual (Cauchy weights, at `robust_share` of the box's longer side) against the landmark
+model's wild guesses; one more row, worth about `depth_prior` keypoints, keeps the depth near the network's where
+the keypoints span too little to fix it (the body's size in the image is the only cue to its depth, and the
+keypoints' noise moves it). The fit is refused, and the network's placement kept, when fewer than `min_keypoints`
+keypoints are seen, when it is not finite, when it would put part of the mesh behind the camera, or when it changes
+the depth by more than `max_depth_ratio` either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import InputError
+from ..humans import POSE_KEYPOINT_SET, BodyKeypoints
+from .camera import project_points
+from .keypoint_input import seen_keypoints
+from .predict import PersonMesh
+
+
+@dataclass(frozen=True)
+class PlacementSettings:
+    """See the module docstring; `iterations` of reweighting."""
+
+    min_keypoints: int = 6
+    robust_share: float = 0.05
+    depth_prior: float = 16.0
+    max_depth_ratio: float = 2.0
+    iterations: int = 10
+
+    def __post_init__(self):
+        if not (self.min_keypoints >= 2 and self.robust_share > 0 and self.depth_prior >= 0
+                and self.max_depth_ratio > 1 and self.iterations >= 1):
+            raise InputError(f"unusable keypoint placement settings: {self}")
+
+
+class KeypointPlacement:
+    """Moves placed meshes onto their keypoints. landmarks: (33, V) the mesh's pose landmarks as a regressor of its
+    vertices (`body.pose_landmarks`), in the keypoints' order."""
+
+    def __init__(self, landmarks: np.ndarray, settings: PlacementSettings | None = None):
+        self.landmarks = np.asarray(landmarks, dtype=np.float64)
+        if self.landmarks.ndim != 2:
+            raise InputError(f"the pose landmarks must be a (K, V) regressor, found shape {self.landmarks.shape}")
+        self.settings = settings or PlacementSettings()
+
+    def place(self, people: list[PersonMesh], keypoints: list[BodyKeypoints | None], intrinsics,
+              image_size: tuple[int, int]) -> list[PersonMesh]:
+        """Each person moved onto its keypoints where the fit is accepted, else as it was."""
+        return [self.place_one(person, points, intrinsics, image_size)
+                for person, points in zip(people, keypoints, strict=True)]
+
+    def place_one(self, person: PersonMesh, keypoints: BodyKeypoints | None, intrinsics,
+                  image_size: tuple[int, int]) -> PersonMesh:
+        if not self._applies(person, keypoints):
+            return person
+        seen = seen_keypoints(keypoints, image_size)
+        if seen.sum() < self.settings.min_keypoints:
+            return person
+        origin = np.asarray(person.translation, dtype=np.float64)
+        relative = self.landmarks[seen] @ person.vertices.astype(np.float64) - origin
+        target = np.asarray(keypoints.points, dtype=np.float64)[seen]
+        translation = fit_translation(relative, target, np.asarray(intrinsics, dtype=np.float64), origin,
+                                      float(np.max(person.box[2:])), self.settings)
+        if translation is None or not self._acceptable(person, origin, translation):
+            return person
+        return moved(person, translation, intrinsics)
+
+    def _applies(self, person: PersonMesh, keypoints: BodyKeypoints | None) -> bool:
+        """A placed person with keypoints of the landmarks' set (keypoints of another set are left to the model
+        inputs to refuse: this stage only improves on the network's placement)."""
+        return (keypoints is not None and person.is_placed and keypoints.keypoint_set == POSE_KEYPOINT_SET
+                and len(keypoints.points) == len(self.landmarks) and len(person.vertices) == self.landmarks.shape[1])
+
+    def _acceptable(self, person: PersonMesh, origin: np.ndarray, translation: np.ndarray) -> bool:
+        ratio = translation[2] / origin[2]
+        in_front = np.all(person.vertices[:, 2] - origin[2] + translation[2] > 0)
+        return bool(1 / self.settings.max_depth_ratio <= ratio <= self.settings.max_depth_ratio and in_front)
+
+
+def fit_translation(relative: np.ndarray, target: np.ndarray, intrinsics: np.ndarray, start: np.ndarray,
+                    box_size: float, settings: PlacementSettings) -> np.ndarray | None:
+    """(3,) the translation projecting the points `relative` (K, 3) onto `target` (K, 2) pixels, from `start`
+    (the network's); None when the solution is not finite or puts a point on or behind the camera plane."""
+    focal, centre = intrinsics[[0, 1], [0, 1]], intrinsics[:2, 2]
+    offsets = target - centre  # (K, 2)
+    # rows: fx Tx - (u - cx) Tz = (u - cx) Z - fx X, and the same in y
+    matrix = np.zeros((len(relative), 2, 3))
+    matrix[:, 0, 0], matrix[:, 1, 1] = focal[0], focal[1]
+    matrix[:, :, 2] = -offsets
+    values = offsets * relative[:, 2:3] - focal * relative[:, :2]
+    # a relative depth change d moves a keypoint by about d times its distance from the keypoints' centre
+    spread = np.sqrt(np.mean(np.sum((target - target.mean(axis=0)) ** 2, axis=1)))
+    prior_scale = np.sqrt(settings.depth_prior) * spread / start[2]
+    translation, weights = start.copy(), np.ones(len(relative))
+    for _ in range(settings.iterations):
+        depth = relative[:, 2] + translation[2]
+        if not np.all(depth > 0):
+            return None
+        scale = (np.sqrt(weights) / depth)[:, None, None]
+        rows = np.concatenate([(matrix * scale).reshape(-1, 3), [[0.0, 0.0, prior_scale]]])
+        rhs = np.concatenate([(values * scale[..., 0]).reshape(-1), [prior_scale * start[2]]])
+        translation = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+        if not np.all(np.isfinite(translation)):
+            return None
+        weights = _robust_weights(relative + translation, target, intrinsics, settings.robust_share * box_size)
+    if not np.all(relative[:, 2] + translation[2] > 0):
+        return None
+    return translation
+
+
+def _robust_weights(points: np.ndarray, target: np.ndarray, intrinsics: np.ndarray, scale: float) -> np.ndarray:
+    """Cauchy weights of the points' reprojection residuals, 1 / (1 + (residual / scale)^2): a keypoint far off
+    loses its pull altogether (a Huber weight would keep a constant pull, and a few wild keypoints move the depth)."""
+    residual = np.linalg.norm(project_points(points, intrinsics) - target, axis=1)
+    return np.nan_to_num(1.0 / (1.0 + (residual / scale) ** 2), nan=0.0)
+
+
+def moved(person: PersonMesh, translation: np.ndarray, intrinsics) -> PersonMesh:
+    """The person with its mesh, joints and translation moved to `translation`, and its 2D points projected again."""
+    shift = (np.asarray(translation, dtype=np.float64) - person.translation).astype(np.float32)
+    vertices = person.vertices + shift
+    joints = None if person.joints is None else person.joints + shift
+    return replace(
+        person, vertices=vertices, joints=joints, translation=np.asarray(translation, dtype=np.float64),
+        vertices_2d=project_points(vertices.astype(np.float64), intrinsics).astype(np.float32),
+        joints_2d=None if joints is None else project_points(joints.astype(np.float64), intrinsics).astype(np.float32))
