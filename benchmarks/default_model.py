@@ -6,7 +6,8 @@ default model is chosen on.
   and 2001: none of these), every person at least 100 px tall and half visible, its true box given as the
   detection (what an external detector gives); the estimator with each model, temporal stage off. The keypoint model
   reads the landmark model's keypoints on the box (not the true ones). Official MPJPE, PA-MPJPE, PVE and PA-PVE (mm)
-  over the people every model published, and each model's published share.
+  over the people every model published, and each model's published share; where the meshes are in the camera
+  frame: the error of the vertex centroid (root, mm) and the mean vertex reprojection error (pixels).
 - Real photographs (`../shared/bags`, three photographs, 60 frames; no 3D truth): persons from the built-in
   detector, as a camera-only user gets them. Per frame, the silhouette IoU of the rendered meshes against the
   person mask of an independent network (`detect.SelfieSegmenter`, probability >= 0.5); over all people, PCK at 0.1
@@ -15,6 +16,9 @@ default model is chosen on.
 - Speed: persons per second through everything after the person source (model input, including the landmark model
   on boxes for the keypoint model; engine; placement), ONNX Runtime with `--threads`, on the bags' frames with their
   recorded boxes.
+
+Each bundled model is measured as configured by default, and the default one also with `model.place_on_keypoints`
+off (the row "..., network camera": the meshes where the network's crop camera puts them).
 
     python benchmarks/default_model.py [--synthetic-seed 3100] [--synthetic-frames 120] [--out benchmarks/results]
 
@@ -27,6 +31,7 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -40,11 +45,12 @@ from vqhps_ros.body.pose_landmarks import free_body_pose_landmarks  # noqa: E402
 from vqhps_ros.config import load_config  # noqa: E402
 from vqhps_ros.detect import SelfieSegmenter  # noqa: E402
 from vqhps_ros.estimator import Estimator  # noqa: E402
+from vqhps_ros.hps.camera import project_points  # noqa: E402
 from vqhps_ros.humans import Detection, Frame  # noqa: E402
 from vqhps_ros.image_metrics import landmark_hits, mask_iou, mesh_silhouette  # noqa: E402
 from vqhps_ros.io import read_frames  # noqa: E402
 from vqhps_ros.metrics import evaluate_meshes  # noqa: E402
-from vqhps_ros.models import BUNDLED_MODELS, load_image_model  # noqa: E402
+from vqhps_ros.models import BUNDLED_MODELS, DEFAULT_MODEL, load_image_model  # noqa: E402
 from vqhps_ros.overlay import draw_humans, encode_rgb  # noqa: E402
 from vqhps_ros.synth.scene import SceneGenerator  # noqa: E402
 
@@ -58,9 +64,25 @@ MASK_THRESHOLD = 0.5
 OVERLAY_WIDTH = 320
 
 
-def estimator_for(path: Path, source: str, threads: int) -> Estimator:
-    config = load_config(overrides=[f"model.path={path}", "model.backend=onnxruntime", f"model.threads={threads}",
-                                    f"persons.source={source}", "temporal.enabled=false"])
+@dataclass(frozen=True)
+class Variant:
+    """A row of the tables: a model file and the configuration overrides it runs with."""
+
+    path: Path
+    overrides: tuple[str, ...] = ()
+
+
+def default_variants() -> dict[str, Variant]:
+    variants = {name: Variant(path) for name, path in BUNDLED_MODELS.items()}
+    variants[f"{DEFAULT_MODEL}, network camera"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL],
+                                                           ("model.place_on_keypoints=false",))
+    return variants
+
+
+def estimator_for(variant: Variant, source: str, threads: int) -> Estimator:
+    config = load_config(overrides=[f"model.path={variant.path}", "model.backend=onnxruntime",
+                                    f"model.threads={threads}", f"persons.source={source}", "temporal.enabled=false",
+                                    *variant.overrides])
     estimator = Estimator.from_config(config)
     estimator.warm_up()
     return estimator
@@ -78,13 +100,14 @@ def synthetic_frames(seed: int, count: int):
             yield Frame(scene.image, index + 1, "camera", scene.camera.intrinsics, detections), people
 
 
-def measure_synthetic(models: dict[str, Path], seed: int, count: int, threads: int) -> dict:
-    estimators = {name: estimator_for(path, "detections", threads) for name, path in models.items()}
+def measure_synthetic(models: dict[str, Variant], seed: int, count: int, threads: int) -> dict:
+    estimators = {name: estimator_for(variant, "detections", threads) for name, variant in models.items()}
     published: dict[str, dict] = {name: {} for name in models}
-    truth = {}
+    truth, intrinsics = {}, {}
     for frame, people in synthetic_frames(seed, count):
         for index, person in enumerate(people):
             truth[(frame.stamp_ns, str(index))] = person.vertices_camera
+            intrinsics[(frame.stamp_ns, str(index))] = frame.intrinsics
         for name, estimator in estimators.items():
             for human in estimator.process(frame).humans:
                 published[name][(frame.stamp_ns, human.detection_id)] = human.vertices
@@ -95,10 +118,20 @@ def measure_synthetic(models: dict[str, Path], seed: int, count: int, threads: i
     report = {"seed": seed, "frames": count, "people": len(truth), "measured": len(common)}
     gt = np.stack([truth[key] for key in common]).astype(np.float64)
     for name, found in published.items():
-        errors = evaluate_meshes(np.stack([found[key] for key in common]).astype(np.float64), gt, regressor)
+        meshes = np.stack([found[key] for key in common]).astype(np.float64)
+        errors = evaluate_meshes(meshes, gt, regressor)
+        errors["root_mm"] = 1000 * np.linalg.norm(meshes.mean(axis=1) - gt.mean(axis=1), axis=1)
+        errors["reprojection_px"] = np.array([reprojection_error(mesh, truth_mesh, intrinsics[key])
+                                              for mesh, truth_mesh, key in zip(meshes, gt, common, strict=True)])
         report[name] = {key: round(float(values.mean()), 1) for key, values in errors.items()}
         report[name]["published"] = round(len(found) / len(truth), 3)
     return report
+
+
+def reprojection_error(vertices: np.ndarray, truth: np.ndarray, intrinsics: np.ndarray) -> float:
+    """Mean distance (pixels) between the projections of the same vertices of two meshes in the camera frame."""
+    return float(np.nanmean(np.linalg.norm(project_points(vertices, intrinsics) - project_points(truth, intrinsics),
+                                           axis=1)))
 
 
 def photo_frames():
@@ -107,13 +140,13 @@ def photo_frames():
             yield bag, PHOTOS[min(index // FRAMES_PER_PHOTO, len(PHOTOS) - 1)], index, frame
 
 
-def measure_photos(models: dict[str, Path], threads: int, overlay: Path | None) -> dict:
+def measure_photos(models: dict[str, Variant], threads: int, overlay: Path | None) -> dict:
     segmenter = SelfieSegmenter()
     landmarks = free_body_pose_landmarks().matrix
     report: dict = {}
     tiles = defaultdict(list)
-    for name, path in models.items():
-        estimator = estimator_for(path, "builtin", threads)
+    for name, variant in models.items():
+        estimator = estimator_for(variant, "builtin", threads)
         faces = estimator.topology.faces
         ious, hits, counted, people = defaultdict(list), defaultdict(int), defaultdict(int), 0
         for bag, photo, index, frame in photo_frames():
@@ -152,10 +185,10 @@ def write_overlay(tiles: dict[str, list[np.ndarray]], path: Path) -> None:
     write_bytes_atomically(encode_rgb(np.concatenate(rows, axis=0)), path)
 
 
-def measure_speed(models: dict[str, Path], threads: int) -> dict:
+def measure_speed(models: dict[str, Variant], threads: int) -> dict:
     report = {}
-    for name, path in models.items():
-        estimator = estimator_for(path, "detections", threads)
+    for name, variant in models.items():
+        estimator = estimator_for(variant, "detections", threads)
         persons, seconds = 0, 0.0
         for _, _, _, frame in photo_frames():
             started = time.perf_counter()
@@ -169,16 +202,19 @@ def measure_speed(models: dict[str, Path], threads: int) -> dict:
 
 def table(report: dict) -> str:
     synthetic, photos, speed = report["synthetic"], report["photos"], report["speed"]
-    lines = ["| model | MPJPE | PA-MPJPE | PVE | PA-PVE | published | photo IoU | photo PCK@0.1 | persons/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | MPJPE | PA-MPJPE | PVE | PA-PVE | root | reprojection px | published | photo IoU | "
+             "photo PCK@0.1 | persons/s |", "|---" * 11 + "|"]
     for name in report["models"]:
         row, photo = synthetic[name], photos[name]
         lines.append(f"| {name} | {row['mpjpe']} | {row['pa_mpjpe']} | {row['pve']} | {row['pa_pve']} | "
-                     f"{row['published']:.0%} | {photo['silhouette_iou']} | {photo['pck']:.0%} | "
+                     f"{row['root_mm']} | {row['reprojection_px']} | {row['published']:.0%} | "
+                     f"{photo['silhouette_iou']} | {photo['pck']:.0%} | "
                      f"{speed[name]['persons_per_second']} |")
-    lines += ["", f"Synthetic: mm, {synthetic['measured']} people of {synthetic['frames']} rendered scenes (seed "
-              f"{synthetic['seed']}) that every model published. Photos: the 60 frames of ../shared/bags, persons "
-              "from the built-in detector; IoU against the selfie segmentation mask. Speed: ONNX Runtime, "
+    lines += ["", f"Synthetic: mm (root: error of the vertex centroid in the camera frame; reprojection: mean "
+              f"vertex error in the image), {synthetic['measured']} people of {synthetic['frames']} rendered "
+              f"scenes (seed {synthetic['seed']}) that every model published. Photos: the 60 frames of "
+              "../shared/bags, persons from the built-in detector; IoU against the selfie segmentation mask. "
+              "Speed: ONNX Runtime, "
               f"{report['settings']['threads']} threads, everything after the person source.", "",
               "| photo | " + " | ".join(f"{name} IoU | {name} PCK" for name in report["models"]) + " |",
               "|---" * (1 + 2 * len(report["models"])) + "|"]
@@ -199,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlay", type=Path, default=REPO / "docs" / "default_model_photos.jpg")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    models = dict(item.split("=", 1) for item in args.model) if args.model else dict(BUNDLED_MODELS)
-    models = {name: Path(path) for name, path in models.items()}
+    models = ({name: Variant(Path(path)) for name, path in (item.split("=", 1) for item in args.model)}
+              if args.model else default_variants())
     report = {"models": list(models), "settings": {"synthetic_seed": args.synthetic_seed,
                                                    "synthetic_frames": args.synthetic_frames,
                                                    "threads": args.threads},
