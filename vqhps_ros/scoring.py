@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .atomic_files import write_bytes_atomically
+from .boxes import box_iou
 from .errors import InputError
 from .metrics import accel_error, mpjpe, pa_mpjpe, pve
 
@@ -171,15 +172,6 @@ def track_accel_errors(matches, aligned: bool = True) -> list[float]:
             errors.extend(accel_error(estimated, true).tolist())
         run = [match] if match is not None else []
     return errors
-
-
-def box_iou(first: np.ndarray, second: np.ndarray) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    x0, y0 = np.maximum(first[:2], second[:2])
-    x1, y1 = np.minimum(first[:2] + first[2:], second[:2] + second[2:])
-    intersection = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = first[2] * first[3] + second[2] * second[3] - intersection
-    return float(intersection / union) if union > 0 else 0.0
 
 
 def read_published(replay_bag: str | Path, humans_topic: str | None = None) -> dict[int, list[PublishedHuman]]:

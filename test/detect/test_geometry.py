@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from vqhps_ros.boxes import box_iou
 from vqhps_ros.detect import Roi, crop_roi, full_image_roi, roi_from_alignment_points, zoom_tiles
-from vqhps_ros.detect.geometry import apply_affine, box_iou, clip_box, normalize_radians
+from vqhps_ros.detect.geometry import apply_affine, clip_box, normalize_radians
 
 
 @pytest.mark.parametrize(("scale_point", "rotation"), [

@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from vqhps_ros.boxes import box_iou
 from vqhps_ros.detect import (
     POSE_DETECTOR_GRAPH,
     POSE_LANDMARK_GRAPH,
@@ -16,7 +17,6 @@ from vqhps_ros.detect import (
     counted_people,
     frame_counts,
 )
-from vqhps_ros.detect.geometry import box_iou
 from vqhps_ros.errors import InputError
 from vqhps_ros.humans import Frame
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import box_iou
+from ..boxes import box_iou
 
 MIN_IOU = 0.5
 MIN_HEIGHT = 60.0

@@ -122,12 +122,3 @@ def clip_box(box: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     x0, y0 = np.clip(box[0], 0, width), np.clip(box[1], 0, height)
     x1, y1 = np.clip(box[0] + box[2], 0, width), np.clip(box[1] + box[3], 0, height)
     return np.array([x0, y0, x1 - x0, y1 - y0], dtype=np.float64)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x, y, w, h) boxes (0 when either is empty)."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    intersection = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
-    union = a[2] * a[3] + b[2] * b[3] - intersection
-    return float(intersection / union) if union > 0 else 0.0

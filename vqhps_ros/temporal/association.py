@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..boxes import box_iou_matrix
+
 INADMISSIBLE = 1e6
 
 
@@ -47,19 +49,6 @@ class MotionModel:
             self.velocity = self.velocity + self.smoothing * ((value - self.value) / dt_s - self.velocity)
         self.value = value.copy()
         self.stamp_ns = int(stamp_ns)
-
-
-def box_iou_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """(N, 4) and (M, 4) x, y, w, h boxes -> (N, M) intersection over union (0 for empty boxes)."""
-    first = np.asarray(first, dtype=np.float64).reshape(-1, 4)
-    second = np.asarray(second, dtype=np.float64).reshape(-1, 4)
-    low = np.maximum(first[:, None, :2], second[None, :, :2])
-    high = np.minimum(first[:, None, :2] + first[:, None, 2:], second[None, :, :2] + second[None, :, 2:])
-    intersection = np.prod(np.clip(high - low, 0.0, None), axis=2)
-    areas_first = np.clip(first[:, 2], 0, None) * np.clip(first[:, 3], 0, None)
-    areas_second = np.clip(second[:, 2], 0, None) * np.clip(second[:, 3], 0, None)
-    union = areas_first[:, None] + areas_second[None, :] - intersection
-    return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
 
 
 def association_cost(track_boxes: np.ndarray, boxes: np.ndarray, settings, track_roots: np.ndarray | None = None,
