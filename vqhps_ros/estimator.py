@@ -30,7 +30,16 @@ import numpy as np
 from .errors import CheckpointError, InputError
 from .hps.keypoint_placement import KeypointPlacement
 from .hps.predict import PersonMesh, place_people
-from .humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, Detection, Frame, FrameResult, Human, MeshTopology
+from .humans import (
+    POSE_KEYPOINT_SET,
+    POSE_LANDMARK_NAMES,
+    Detection,
+    Frame,
+    FrameResult,
+    Human,
+    MeshTopology,
+    root_position,
+)
 from .model_inputs import CropInputs, KeypointInputs
 from .persons import DetectionFilter, PersonSource, person_source_from_config
 from .runtime.signatures import KEYPOINTS
@@ -197,7 +206,6 @@ def unplaced_reason(person: PersonMesh) -> str:
 
 
 def to_human(person: PersonMesh, detection: Detection, frame_index: str) -> Human:
-    root = person.joints[0] if person.joints is not None else person.vertices.mean(axis=0)
     return Human(
         id=detection.id or frame_index,
         score=float(detection.score * person.token_confidence.mean()),
@@ -208,7 +216,7 @@ def to_human(person: PersonMesh, detection: Detection, frame_index: str) -> Huma
         joints=person.joints,
         joints_2d=person.joints_2d,
         vertices_2d=person.vertices_2d,
-        root_position=np.asarray(root, dtype=np.float64),
+        root_position=root_position(person.vertices, person.joints),
         root_rotation=person.rotation,
         crop_camera=person.crop_camera,
         translation=person.translation,

@@ -112,7 +112,7 @@ class Human:
     joints: np.ndarray | None  # (J, 3) float32 metres, in the topology's joint order
     joints_2d: np.ndarray | None  # (J, 2) float32 pixels (NaN for a joint behind the camera)
     vertices_2d: np.ndarray  # (V, 2) float32 pixels
-    root_position: np.ndarray  # (3,) float64 metres: the pelvis (first joint), or the mesh centroid without joints
+    root_position: np.ndarray  # (3,) float64 metres: `root_position(vertices, joints)`
     root_rotation: np.ndarray  # (3, 3) float64 body orientation: canonical mesh frame -> optical frame
     crop_camera: np.ndarray  # (3,) float64 weak-perspective [s, tx, ty] of the crop
     translation: np.ndarray  # (3,) float64 metres: where the canonical mesh's origin (vertex centroid) lands
@@ -120,6 +120,12 @@ class Human:
     detection_id: str = ""  # the upstream detection's id, if it had one
     keypoints: BodyKeypoints | None = None  # this frame's body keypoints and mask, when the person source gave them
     refined: bool = False  # the mesh was moved by the alignment refinement (`vqhps_ros.refine`), not as regressed
+
+
+def root_position(vertices: np.ndarray, joints: np.ndarray | None) -> np.ndarray:
+    """(3,) float64 a person's root: the pelvis (first joint), or the mesh centroid for models without joints."""
+    root = joints[0] if joints is not None else vertices.mean(axis=0)
+    return np.asarray(root, dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from ..errors import InputError
 from ..hps.camera import project_points
 from ..hps.crops import apply_affines, crop_geometry_from_boxes
 from ..hps.keypoint_input import seen_keypoints
-from ..humans import POSE_KEYPOINT_SET, Frame, FrameResult, Human
+from ..humans import POSE_KEYPOINT_SET, Frame, FrameResult, Human, root_position
 from .displacement import CROP_SIZE, DisplacementNet, image_crop, network_input, sample_field
 from .optimize import REFINED, MeshRefiner, PersonState, RefineSettings
 from .renderings import facing_camera, render_in_crop, visible_vertices
@@ -206,10 +206,9 @@ class AlignmentRefinement:
         joints = None
         if self.joint_regressor is not None:
             joints = (self.joint_regressor @ vertices.astype(np.float64)).astype(np.float32)
-        root = joints[0] if joints is not None else vertices.mean(axis=0)
         return replace(human, vertices=vertices, joints=joints, vertices_2d=_pixels(vertices, intrinsics),
                        joints_2d=None if joints is None else _pixels(joints, intrinsics),
-                       root_position=np.asarray(root, np.float64), root_rotation=state.rotation,
+                       root_position=root_position(vertices, joints), root_rotation=state.rotation,
                        translation=state.translation, refined=True)
 
     def _memory(self, human: Human, stamp_ns: int) -> _TrackMemory | None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..humans import Detection, Frame, FrameResult, Human
+from ..humans import Detection, Frame, FrameResult, Human, root_position
 from ..persons import visible_box_size
 from .association import MotionModel, assign, association_cost, box_state, state_box
 from .filters import BodyFilter, OneEuroFilter, RotationOneEuroFilter, rotation_exp, rotation_log
@@ -346,12 +346,11 @@ class TemporalTracker:
                confidence) -> Human:
         vertices = state.camera_points(state.vertices)
         joints = None if state.joints is None else state.camera_points(state.joints)
-        root = joints[0] if joints is not None else vertices.mean(axis=0)
         return replace(
             source, id=track.id, score=float(np.clip(score, 0.0, 1.0)), box=np.asarray(box, dtype=np.float64),
             tokens=tokens, token_confidence=confidence, vertices=vertices, joints=joints,
             joints_2d=None if joints is None else self._project(joints, source.joints_2d),
-            vertices_2d=self._project(vertices, source.vertices_2d), root_position=np.asarray(root, np.float64),
+            vertices_2d=self._project(vertices, source.vertices_2d), root_position=root_position(vertices, joints),
             root_rotation=state.rotation.copy(), translation=state.translation.copy(), valid=valid)
 
     def _project(self, points: np.ndarray, fallback) -> np.ndarray:
