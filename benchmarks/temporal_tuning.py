@@ -1,9 +1,10 @@
 """How the temporal stage's defaults were chosen: coordinate descent on the tuning seeds of `benchmarks/temporal.py`.
 
 The sequences are those of `temporal.py` (same layouts, rates, simulated detector) for the tuning seeds (1, 2, 3 by
-default; the benchmark reports on 100 and 101, never used here). Frames are decoded once and the network's output
-is cached per crop (a hash of the crop's pixels), so each candidate setting runs only the temporal stage and the
-scoring; the estimator itself is unchanged (`Estimator.process`).
+default; the benchmark reports on 100 and 101, never used here). Frames are decoded once, the network's input is
+cached per frame and persons (for the keypoint model, the landmark model's keypoints on each box) and its output per
+input (a hash of its values), so each candidate setting runs only the temporal stage, the placement and the
+scoring; the estimator itself is the configured one (`Estimator.process`), with the temporal stage swapped.
 
 Objective (lower is better), averaged over the sequences, with the per-frame replay as reference:
 
@@ -83,11 +84,16 @@ START = {"body_min_cutoff": 1.5, "body_beta": 4.0, "body_derivative_cutoff": 1.0
 
 
 class CachingEngine:
-    """An engine whose outputs are remembered per crop (by a hash of its pixels): a crop seen again costs nothing."""
+    """An engine whose outputs are remembered per input row (by a hash of its values): a crop or a keypoint set
+    seen again costs nothing."""
 
     def __init__(self, engine):
         self.engine = engine
         self.rows: dict[bytes, tuple] = {}
+
+    @property
+    def input_metadata(self):
+        return self.engine.input_metadata
 
     def infer(self, crops: np.ndarray) -> EngineOutput:
         keys = [hashlib.blake2b(np.ascontiguousarray(crop).tobytes(), digest_size=16).digest() for crop in crops]
@@ -98,6 +104,30 @@ class CachingEngine:
                 self.rows[keys[index]] = tuple(None if field is None else field[row] for field in output)
         fields = zip(*(self.rows[key] for key in keys), strict=True)
         return EngineOutput(*(None if values[0] is None else np.stack(values) for values in fields))
+
+
+class CachingInputs:
+    """Model inputs remembered per frame and persons (boxes, scores, ids): the landmark model of a keypoint model
+    runs once per distinct person, whichever temporal setting asked for it."""
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+        self.prepared: dict[tuple, tuple] = {}
+
+    def prepare(self, frame, detections, skipped: Counter):
+        key = (frame.stamp_ns, tuple((tuple(np.round(d.box, 4)), d.score, d.id) for d in detections))
+        if key not in self.prepared:
+            counts = Counter()
+            self.prepared[key] = (self.inputs.prepare(frame, detections, counts), counts)
+        prepared, counts = self.prepared[key]
+        skipped.update(counts)
+        return prepared
+
+    def warm_up(self) -> None:
+        self.inputs.warm_up()
+
+    def close(self) -> None:
+        self.inputs.close()
 
 
 class Sequence:
@@ -217,7 +247,9 @@ class Tuner:
         return value, parts
 
     def _estimator(self, stage) -> Estimator:
-        return Estimator(self.estimator.engine, self.estimator.topology, self.estimator.person_source, stage)
+        base = self.estimator
+        return Estimator(base.engine, base.topology, base.person_source, stage, base.config, base.inputs,
+                         placement=base.placement)
 
     def descend(self, settings, sweeps: int):
         best, parts = self.evaluate(settings)
@@ -252,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     bags = [write_sequence(spec, work / "bags", generator) for spec in sequence_specs(args.seeds)]
     config = load_config(overrides=["model.backend=onnxruntime", f"model.engine_cache_dir={work / 'engines'}"])
     with Estimator.from_config(config) as loaded:
-        estimator = Estimator(CachingEngine(loaded.engine), loaded.topology, loaded.person_source, PassThrough())
+        estimator = Estimator(CachingEngine(loaded.engine), loaded.topology, loaded.person_source, PassThrough(),
+                              config, CachingInputs(loaded.inputs), placement=loaded.placement)
         tuner = Tuner([Sequence(bag) for bag in bags], estimator, args.lag_budget, args.root_lag_budget)
         settings, best, parts = tuner.descend(dataclasses.replace(TemporalConfig(), **START), args.sweeps)
     chosen = {key: getattr(settings, key) for key in GRID}
