@@ -81,13 +81,25 @@ def test_truncated_people_are_seen_from_the_cut_up(sampler):
     assert aspect(samples.boxes) < 0.8 * aspect(full.boxes)  # the box stops at the cut
 
 
+def test_portraits_are_drawn_and_every_person_shows_enough_landmarks(sampler):
+    portraits = exact(sampler, truncation=1.0, cut_range=(0.2, 0.25)).sample(np.random.default_rng(4), 200)
+    seen = portraits.keypoints[..., 2] == 1
+    shoulders = [POSE_LANDMARK_NAMES.index(name) for name in ("left_shoulder", "right_shoulder")]
+    hips = [POSE_LANDMARK_NAMES.index(name) for name in ("left_hip", "right_hip")]
+    assert seen[:, shoulders].mean() > 0.5 and seen[:, hips].mean() < 0.1  # head and shoulders, no hips
+    assert seen.sum(axis=1).min() >= 8  # as the estimator needs (model.min_keypoints)
+    strict = exact(sampler, min_landmarks_in_view=20).sample(np.random.default_rng(4), 200)
+    assert (strict.keypoints[..., 2] == 1).sum(axis=1).min() >= 20
+
+
 def test_samples_follow_the_seed(sampler):
     first, second = (sampler.sample(np.random.default_rng(7), 50) for _ in range(2))
     np.testing.assert_array_equal(first.keypoints, second.keypoints)
     np.testing.assert_array_equal(first.crop_camera, second.crop_camera)
 
 
-@pytest.mark.parametrize("settings", [dict(truncation=1.5), dict(fov_deg=(90.0, 60.0)), dict(distance_m=(0.0, 2.0))])
+@pytest.mark.parametrize("settings", [dict(truncation=1.5), dict(fov_deg=(90.0, 60.0)), dict(distance_m=(0.0, 2.0)),
+                                      dict(cut_range=(0.6, 0.3)), dict(min_landmarks_in_view=0)])
 def test_unusable_settings_are_refused(settings):
     with pytest.raises(InputError, match="unusable keypoint sampling settings"):
         KeypointSampling(noise=KeypointNoise.none(), **settings)

@@ -1,0 +1,42 @@
+"""tools/train_keypoint_model.py: a short run continued from the shipped model (`--init`) writes a complete model
+file that records where it started; a file of another kind is refused."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vqhps_ros.errors import CheckpointError
+from vqhps_ros.hps import KeypointMeshRegressor, load_model
+from vqhps_ros.models import IMAGE_MODEL, KEYPOINT_MODEL
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "train_keypoint_model.py"
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("train_keypoint_model", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_training_continues_from_a_keypoint_model_file(tool, tmp_path):
+    out = tmp_path / "continued.pt"
+    assert tool.main(["--out", str(out), "--init", str(KEYPOINT_MODEL), "--samples", "64", "--steps", "2",
+                      "--batch", "16", "--threads", "1"]) == 0
+    start, continued = load_model(KEYPOINT_MODEL), load_model(out)
+    assert isinstance(continued.regressor, KeypointMeshRegressor)
+    assert torch.load(out, weights_only=False)["training"]["init"] == str(KEYPOINT_MODEL)
+    changed = [not torch.allclose(a.float(), b.float()) for a, b in zip(start.regressor.parameters(),
+                                                                       continued.regressor.parameters(), strict=True)]
+    assert any(changed)  # two steps moved the weights, from the file's (same shapes)
+
+
+def test_a_model_file_that_does_not_read_keypoints_is_refused(tool):
+    with pytest.raises(CheckpointError, match="expected a keypoint model file"):
+        tool.initial_model(IMAGE_MODEL)
