@@ -34,10 +34,16 @@ def seen_keypoints(keypoints: BodyKeypoints, image_size: tuple[int, int]) -> np.
     return seen
 
 
+def is_pose_keypoint_set(keypoints: BodyKeypoints) -> bool:
+    """Whether these are the 33 pose landmarks (`POSE_KEYPOINT_SET`) the keypoint model and the mesh's landmarks
+    are defined for."""
+    return keypoints.keypoint_set == POSE_KEYPOINT_SET and len(keypoints.points) == len(POSE_LANDMARK_NAMES)
+
+
 def check_keypoint_set(keypoints: BodyKeypoints) -> None:
     """InputError unless these are the 33 pose landmarks the keypoint model reads."""
     count = len(keypoints.points)
-    if keypoints.keypoint_set != POSE_KEYPOINT_SET or count != len(POSE_LANDMARK_NAMES):
+    if not is_pose_keypoint_set(keypoints):
         raise InputError(f"the keypoint model reads the {len(POSE_LANDMARK_NAMES)} keypoints of "
                          f"'{POSE_KEYPOINT_SET}' ({', '.join(POSE_LANDMARK_NAMES[:3])}, ...), found {count} keypoints "
                          f"of '{keypoints.keypoint_set}'")

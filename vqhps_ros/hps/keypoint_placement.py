@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import InputError
-from ..humans import POSE_KEYPOINT_SET, BodyKeypoints
+from ..humans import BodyKeypoints
 from .camera import project_points
-from .keypoint_input import seen_keypoints
+from .keypoint_input import is_pose_keypoint_set, seen_keypoints
 from .predict import PersonMesh
 
 
@@ -83,7 +83,7 @@ class KeypointPlacement:
     def _applies(self, person: PersonMesh, keypoints: BodyKeypoints | None) -> bool:
         """A placed person with keypoints of the landmarks' set (keypoints of another set are left to the model
         inputs to refuse: this stage only improves on the network's placement)."""
-        return (keypoints is not None and person.is_placed and keypoints.keypoint_set == POSE_KEYPOINT_SET
+        return (keypoints is not None and person.is_placed and is_pose_keypoint_set(keypoints)
                 and len(keypoints.points) == len(self.landmarks) and len(person.vertices) == self.landmarks.shape[1])
 
     def _acceptable(self, person: PersonMesh, origin: np.ndarray, translation: np.ndarray) -> bool:

@@ -39,8 +39,8 @@ import torch
 from ..errors import InputError
 from ..hps.camera import project_points
 from ..hps.crops import apply_affines, crop_geometry_from_boxes
-from ..hps.keypoint_input import seen_keypoints
-from ..humans import POSE_KEYPOINT_SET, Frame, FrameResult, Human, root_position
+from ..hps.keypoint_input import is_pose_keypoint_set, seen_keypoints
+from ..humans import Frame, FrameResult, Human, root_position
 from .displacement import CROP_SIZE, DisplacementNet, image_crop, network_input, sample_field
 from .optimize import REFINED, MeshRefiner, PersonState, RefineSettings
 from .renderings import facing_camera, render_in_crop, visible_vertices
@@ -166,7 +166,7 @@ class AlignmentRefinement:
 
     def _sparse_targets(self, frame, human, skipped):
         keypoints = human.keypoints
-        if keypoints is None or keypoints.keypoint_set != POSE_KEYPOINT_SET:
+        if keypoints is None or not is_pose_keypoint_set(keypoints):
             skipped["refine_no_keypoints"] += 1
             return None
         weights = np.where(seen_keypoints(keypoints, frame.image_size), keypoints.visibility, 0.0)
