@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -131,12 +132,20 @@ class Harness:
         self._spinner.start()
 
     def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception as error:  # the context shuts down under it at the end; anything else is reported
-            if self.context.ok():
-                self.spin_error = error
-                raise
+        while True:
+            try:
+                self.executor.spin()
+                return
+            except InvalidHandle:
+                # A test thread destroyed a subscription (Inbox.close) while the executor was adding its QoS
+                # event handlers to the wait set: rclpy does not catch that there. The next spin builds a new
+                # wait set without it; stopping here would leave every later test without messages.
+                continue
+            except Exception as error:  # the context shuts down under it at the end; anything else is reported
+                if self.context.ok():
+                    self.spin_error = error
+                    raise
+                return
 
     def close(self) -> None:
         for client in self._clients.values():
