@@ -17,8 +17,10 @@ default model is chosen on.
   on boxes for the keypoint model; engine; placement), ONNX Runtime with `--threads`, on the bags' frames with their
   recorded boxes.
 
-Each bundled model is measured as configured by default, and the default one also with `model.place_on_keypoints`
-off (the row "..., network camera": the meshes where the network's crop camera puts them).
+Each bundled model is measured as configured by default, and the default one also with `model.orient_on_keypoints`
+off (the row "..., placed, not turned": moved onto the keypoints in the network's orientation) and with
+`model.place_on_keypoints` off (the row "..., network camera": the meshes where the network's crop camera puts
+them).
 
     python benchmarks/default_model.py [--synthetic-seed 3100] [--synthetic-frames 120] [--out benchmarks/results]
 
@@ -74,6 +76,8 @@ class Variant:
 
 def default_variants() -> dict[str, Variant]:
     variants = {name: Variant(path) for name, path in BUNDLED_MODELS.items()}
+    variants[f"{DEFAULT_MODEL}, placed, not turned"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL],
+                                                               ("model.orient_on_keypoints=false",))
     variants[f"{DEFAULT_MODEL}, network camera"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL],
                                                            ("model.place_on_keypoints=false",))
     return variants

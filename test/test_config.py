@@ -199,7 +199,8 @@ def test_a_malformed_override_is_reported_with_the_other_problems():
         ({"persons": {"class_ids": []}}, "persons.class_ids: expected a non-empty list of non-empty class ids "
                                          '(strings; "*" = every class), found []'),
         ({"model": 3}, "model: expected a mapping of the section's keys (path, backend, precision, "
-                       "engine_cache_dir, max_persons, device, threads, min_keypoints, place_on_keypoints), found 3"),
+                       "engine_cache_dir, max_persons, device, threads, min_keypoints, place_on_keypoints, "
+                       "orient_on_keypoints), found 3"),
         ({"model": {"backend": "pytorch"}, "model.backend": "pytorch"},
          "model.backend: given twice (nested and as a dotted key)"),
     ],

@@ -240,10 +240,12 @@ def test_meshes_placed_on_their_keypoints_land_closer_to_the_people_of_real_phot
         hits = np.array([landmark_hits(human, landmarks, frame.intrinsics, frame.image_size)
                          for frame, human in humans])
         pck[placed] = hits[:, 0].sum() / hits[:, 1].sum()
-        shapes[placed] = [human.vertices - human.translation for _, human in humans]
+        shapes[placed] = [((human.vertices - human.translation) @ human.root_rotation, human.root_rotation)
+                          for _, human in humans]  # the canonical mesh, and its orientation
     assert pck[True] > pck[False] + 0.1
-    for network, moved in zip(shapes[False], shapes[True], strict=True):  # moved, not reshaped
-        np.testing.assert_allclose(moved, network, atol=1e-4)
+    for (network, network_rotation), (moved, rotation) in zip(shapes[False], shapes[True], strict=True):
+        np.testing.assert_allclose(moved, network, atol=1e-4)  # moved and turned, not reshaped
+        assert 0.0 < np.degrees(np.arccos(np.clip((np.trace(rotation.T @ network_rotation) - 1) / 2, -1, 1))) < 60
 
 
 def test_the_keypoint_placement_needs_keypoints_and_a_mesh_with_pose_landmarks():
@@ -253,6 +255,9 @@ def test_the_keypoint_placement_needs_keypoints_and_a_mesh_with_pose_landmarks()
     free_body = MeshTopology("free_body_1229", 1229, np.zeros((1, 3), np.int64), "h36m_17", (), 54, 512,
                              POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES)
     assert keypoint_placement_from_config(load_config(), free_body).landmarks.shape == (33, 1229)
+    assert keypoint_placement_from_config(load_config(), free_body).settings.orient
+    unturned = keypoint_placement_from_config(load_config(overrides=["model.orient_on_keypoints=false"]), free_body)
+    assert not unturned.settings.orient
     assert keypoint_placement_from_config(load_config(overrides=["model.place_on_keypoints=false"]), free_body) is None
     assert keypoint_placement_from_config(load_config(), replace(free_body, keypoint_set="")) is None
     smpl = replace(free_body, topology_id="smpl_6890", num_vertices=6890)

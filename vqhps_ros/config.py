@@ -139,6 +139,9 @@ class ModelConfig(_Section):
     place_on_keypoints: bool = _setting(True, "Move each mesh so that its pose landmarks project onto the person's "
                                               "2D body keypoints (persons that carry them, meshes of the free "
                                               "body); false: the network's crop camera alone places it.")
+    orient_on_keypoints: bool = _setting(True, "With place_on_keypoints: also turn each mesh about its centre to "
+                                               "fit its keypoints (its pose kept); false: the network's orientation "
+                                               "is kept.")
 
 
 @dataclass(frozen=True)

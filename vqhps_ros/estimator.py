@@ -5,7 +5,7 @@
     model inputs: crop_people, or body keypoints in the crops            -> (N, 3, 224, 224) or (N, 33, 3)
     engine.infer (TensorRT | ONNX Runtime | PyTorch), one call           -> tokens, rotation, crop camera, meshes
     place_people (camera intrinsics)                                     -> meshes and joints in the camera frame
-    keypoint placement (`hps.KeypointPlacement`, persons with keypoints) -> meshes moved onto their keypoints
+    keypoint placement (`hps.KeypointPlacement`, persons with keypoints) -> meshes moved, turned onto keypoints
     temporal stage: update (`temporal.TemporalTracker`, or none)         -> track ids, filtered meshes, stable tokens
     alignment refinement (`refine.AlignmentRefinement`, optional)       -> meshes fitted to the image (`refined`)
 
@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import CheckpointError, InputError
-from .hps.keypoint_placement import KeypointPlacement
+from .hps.keypoint_placement import KeypointPlacement, PlacementSettings
 from .hps.predict import PersonMesh, place_people
 from .humans import (
     POSE_KEYPOINT_SET,
@@ -257,7 +257,7 @@ def keypoint_placement_from_config(config, topology: MeshTopology) -> KeypointPl
         logger.info("model.place_on_keypoints: off for the mesh %r, which has no pose landmarks (%s)",
                     topology.topology_id, missing)
         return None
-    return KeypointPlacement(landmarks)
+    return KeypointPlacement(landmarks, PlacementSettings(orient=config.model.orient_on_keypoints))
 
 
 def alignment_refinement_from_config(config, loaded):

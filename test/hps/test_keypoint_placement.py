@@ -1,10 +1,12 @@
-"""Placing meshes on their 2D keypoints (`hps.keypoint_placement`): the translation is recovered from exact
-keypoints, wild keypoints are resisted, and an unusable fit keeps the network's placement."""
+"""Placing meshes on their 2D keypoints (`hps.keypoint_placement`): the translation and the orientation are
+recovered from exact keypoints, the priors hold what the keypoints do not fix, wild keypoints are resisted, and an
+unusable fit keeps the network's placement."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from vqhps_ros.errors import InputError
 from vqhps_ros.hps.camera import project_points
@@ -48,7 +50,7 @@ def keypoints_of(body: np.ndarray, landmarks: np.ndarray, translation=TRUE_TRANS
 
 
 def test_exact_keypoints_give_the_true_translation_and_move_everything_with_it(body, landmarks):
-    placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0))
+    placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0, orient=False))
     start = TRUE_TRANSLATION + [0.15, 0.1, 0.6]  # off to the side and 60 cm too far
     person = placement.place_one(person_at(body, start), keypoints_of(body, landmarks), INTRINSICS, IMAGE_SIZE)
     np.testing.assert_allclose(person.translation, TRUE_TRANSLATION, atol=1e-6)
@@ -56,6 +58,34 @@ def test_exact_keypoints_give_the_true_translation_and_move_everything_with_it(b
     np.testing.assert_allclose(person.joints, person.vertices[:3])
     np.testing.assert_allclose(person.vertices_2d, project_points(body + TRUE_TRANSLATION, INTRINSICS), atol=1e-3)
     np.testing.assert_array_equal(person.rotation, np.eye(3))  # the shape and rotation stay the network's
+
+
+TRUE_TURN = Rotation.from_euler("yx", [20.0, -8.0], degrees=True).as_matrix()  # heading and tilt the network missed
+
+
+def test_exact_keypoints_of_a_turned_body_give_its_orientation_and_keep_its_pose(body, landmarks):
+    placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0, rotation_prior=0.0, iterations=10))
+    turned = body @ TRUE_TURN.T  # the same pose, turned about its origin
+    start = TRUE_TRANSLATION + [0.1, 0.05, 0.4]
+    person = placement.place_one(person_at(body, start), keypoints_of(turned, landmarks), INTRINSICS, IMAGE_SIZE)
+    np.testing.assert_allclose(person.translation, TRUE_TRANSLATION, atol=1e-5)
+    np.testing.assert_allclose(person.rotation, TRUE_TURN, atol=1e-5)  # the network's (identity) turned
+    np.testing.assert_allclose(person.vertices, turned + TRUE_TRANSLATION, atol=1e-4)
+    np.testing.assert_allclose(person.joints, person.vertices[:3])
+    np.testing.assert_allclose(person.vertices_2d, project_points(turned + TRUE_TRANSLATION, INTRINSICS), atol=1e-2)
+
+
+def test_the_rotation_prior_holds_the_networks_orientation(body, landmarks):
+    turned = body @ TRUE_TURN.T
+    angles = []
+    for prior in (0.0, 1.0, 1000.0):
+        placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0, rotation_prior=prior))
+        person = placement.place_one(person_at(body, TRUE_TRANSLATION), keypoints_of(turned, landmarks), INTRINSICS,
+                                     IMAGE_SIZE)
+        angles.append(np.degrees(np.linalg.norm(Rotation.from_matrix(person.rotation).as_rotvec())))
+    true_angle = np.degrees(np.linalg.norm(Rotation.from_matrix(TRUE_TURN).as_rotvec()))
+    assert abs(angles[0] - true_angle) < 0.01
+    assert true_angle > angles[1] > angles[2] and angles[2] < 1.0
 
 
 def test_the_depth_prior_holds_the_depth_but_not_the_image_position(body, landmarks):
@@ -82,9 +112,10 @@ def test_wild_keypoints_are_resisted(body, landmarks):
     assert errors[0] < 0.03 and errors[0] < 0.25 * errors[1]
 
 
-@pytest.mark.parametrize("case", ["no keypoints", "too few seen", "another set", "depth doubled", "unplaced"])
+@pytest.mark.parametrize("case", ["no keypoints", "too few seen", "another set", "depth doubled", "unplaced",
+                                  "turned too far"])
 def test_an_unusable_fit_keeps_the_networks_placement(body, landmarks, case):
-    placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0))
+    placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0, rotation_prior=0.0, max_turn_deg=15))
     start = TRUE_TRANSLATION + [0.1, 0.0, 0.2]
     person, keypoints = person_at(body, start), keypoints_of(body, landmarks)
     if case == "no keypoints":
@@ -97,6 +128,8 @@ def test_an_unusable_fit_keeps_the_networks_placement(body, landmarks, case):
         keypoints = replace(keypoints, keypoint_set="coco_17")
     elif case == "depth doubled":  # keypoints of a body five times as far: beyond max_depth_ratio
         keypoints = keypoints_of(body, landmarks, TRUE_TRANSLATION * 5)
+    elif case == "turned too far":  # the keypoints of a body turned by 21 degrees: beyond max_turn_deg
+        keypoints = keypoints_of(body @ TRUE_TURN.T, landmarks)
     else:
         person = replace(person, vertices=person.vertices - [0.0, 0.0, 4.0])  # behind the camera: not placed
     assert placement.place_one(person, keypoints, INTRINSICS, IMAGE_SIZE) is person
@@ -107,7 +140,8 @@ def test_people_are_placed_in_order_and_bad_settings_are_refused(body, landmarks
     people = [person_at(body, TRUE_TRANSLATION + [0.1, 0.0, 0.0]), person_at(body, TRUE_TRANSLATION)]
     placed = placement.place(people, [keypoints_of(body, landmarks), None], INTRINSICS, IMAGE_SIZE)
     assert placed[1] is people[1] and np.linalg.norm(placed[0].translation - TRUE_TRANSLATION) < 0.01
-    with pytest.raises(InputError, match="unusable keypoint placement settings"):
-        PlacementSettings(robust_share=0.0)
+    for bad in ({"robust_share": 0.0}, {"rotation_prior": -1.0}, {"max_turn_deg": 0.0}):
+        with pytest.raises(InputError, match="unusable keypoint placement settings"):
+            PlacementSettings(**bad)
     with pytest.raises(InputError, match=r"\(K, V\) regressor"):
         KeypointPlacement(np.zeros(5))

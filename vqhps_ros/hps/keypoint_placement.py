@@ -1,6 +1,6 @@
-"""Placing a mesh on its person's 2D body keypoints: the translation that projects the mesh's own pose landmarks
-onto the keypoints the landmark model found in the image (`POSE_KEYPOINT_SET`; persons without them, or with
-keypoints of another set, keep the network's placement).
+"""Placing a mesh on its person's 2D body keypoints: the translation, and then the orientation, that project the
+mesh's own pose landmarks onto the keypoints the landmark model found in the image (`POSE_KEYPOINT_SET`; persons
+without them, or with keypoints of another set, keep the network's placement).
 
 The network places a mesh through its weak-perspective crop camera, a guess from the crop alone: an error in its
 scale or offset moves the whole mesh off the person even when the pose is right. The keypoints fix that cheaply.
@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
 from ..humans import BodyKeypoints
@@ -34,17 +35,21 @@ from .predict import PersonMesh
 
 @dataclass(frozen=True)
 class PlacementSettings:
-    """See the module docstring; `iterations` of reweighting."""
+    """See the module docstring; `iterations` of reweighting (and as many Gauss-Newton steps with `orient`)."""
 
     min_keypoints: int = 6
     robust_share: float = 0.05
     depth_prior: float = 16.0
     max_depth_ratio: float = 2.0
-    iterations: int = 10
+    iterations: int = 5
+    orient: bool = True
+    rotation_prior: float = 1.0
+    max_turn_deg: float = 60.0
 
     def __post_init__(self):
         if not (self.min_keypoints >= 2 and self.robust_share > 0 and self.depth_prior >= 0
-                and self.max_depth_ratio > 1 and self.iterations >= 1):
+                and self.max_depth_ratio > 1 and self.iterations >= 1 and self.rotation_prior >= 0
+                and 0 < self.max_turn_deg <= 180):
             raise InputError(f"unusable keypoint placement settings: {self}")
 
 
@@ -74,11 +79,16 @@ class KeypointPlacement:
         origin = np.asarray(person.translation, dtype=np.float64)
         relative = self.landmarks[seen] @ person.vertices.astype(np.float64) - origin
         target = np.asarray(keypoints.points, dtype=np.float64)[seen]
-        translation = fit_translation(relative, target, np.asarray(intrinsics, dtype=np.float64), origin,
-                                      float(np.max(person.box[2:])), self.settings)
-        if translation is None or not self._acceptable(person, origin, translation):
+        intrinsics = np.asarray(intrinsics, dtype=np.float64)
+        box_size = float(np.max(person.box[2:]))
+        translation = fit_translation(relative, target, intrinsics, origin, box_size, self.settings)
+        turn = np.eye(3)
+        if translation is not None and self.settings.orient:
+            turn, translation = fit_orientation(relative, target, intrinsics, translation, origin, box_size,
+                                                self.settings) or (turn, None)
+        if translation is None or not self._acceptable(person, origin, translation, turn):
             return person
-        return moved(person, translation, intrinsics)
+        return moved(person, translation, intrinsics, turn)
 
     def _applies(self, person: PersonMesh, keypoints: BodyKeypoints | None) -> bool:
         """A placed person with keypoints of the landmarks' set (keypoints of another set are left to the model
@@ -86,10 +96,12 @@ class KeypointPlacement:
         return (keypoints is not None and person.is_placed and is_pose_keypoint_set(keypoints)
                 and len(keypoints.points) == len(self.landmarks) and len(person.vertices) == self.landmarks.shape[1])
 
-    def _acceptable(self, person: PersonMesh, origin: np.ndarray, translation: np.ndarray) -> bool:
+    def _acceptable(self, person: PersonMesh, origin: np.ndarray, translation: np.ndarray, turn: np.ndarray) -> bool:
         ratio = translation[2] / origin[2]
-        in_front = np.all(person.vertices[:, 2] - origin[2] + translation[2] > 0)
-        return bool(1 / self.settings.max_depth_ratio <= ratio <= self.settings.max_depth_ratio and in_front)
+        depths = (person.vertices.astype(np.float64) - origin) @ turn[2] + translation[2]
+        angle = np.degrees(np.linalg.norm(Rotation.from_matrix(turn).as_rotvec()))
+        return bool(1 / self.settings.max_depth_ratio <= ratio <= self.settings.max_depth_ratio
+                    and np.all(depths > 0) and angle <= self.settings.max_turn_deg)
 
 
 def fit_translation(relative: np.ndarray, target: np.ndarray, intrinsics: np.ndarray, start: np.ndarray,
@@ -123,19 +135,85 @@ def fit_translation(relative: np.ndarray, target: np.ndarray, intrinsics: np.nda
     return translation
 
 
-def _robust_weights(points: np.ndarray, target: np.ndarray, intrinsics: np.ndarray, scale: float) -> np.ndarray:
-    """Cauchy weights of the points' reprojection residuals, 1 / (1 + (residual / scale)^2): a keypoint far off
-    loses its pull altogether (a Huber weight would keep a constant pull, and a few wild keypoints move the depth)."""
-    residual = np.linalg.norm(project_points(points, intrinsics) - target, axis=1)
+def fit_orientation(relative: np.ndarray, target: np.ndarray, intrinsics: np.ndarray, start: np.ndarray,
+                    network_translation: np.ndarray, box_size: float, settings: PlacementSettings
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(turn (3, 3), translation (3,)): the rotation about the origin and the translation projecting `relative`
+    (K, 3) onto `target` (K, 2), by Gauss-Newton from no turn and `start`; the depth prior pulls towards
+    `network_translation`'s depth. None when a step is not finite or puts a point on or behind the camera plane."""
+    focal, centre = intrinsics[[0, 1], [0, 1]], intrinsics[:2, 2]
+    spread = np.sqrt(np.mean(np.sum((target - target.mean(axis=0)) ** 2, axis=1)))
+    depth_scale = np.sqrt(settings.depth_prior) * spread / network_translation[2]
+    rotation_scale = np.sqrt(settings.rotation_prior) * spread
+    prior_rows = np.zeros((4, 6))
+    prior_rows[:3, :3] = rotation_scale * np.eye(3)
+    prior_rows[3, 5] = depth_scale
+    turn, translation = np.eye(3), np.asarray(start, dtype=np.float64).copy()
+    for _ in range(settings.iterations):
+        turned = relative @ turn.T
+        points = turned + translation
+        if not np.all(points[:, 2] > 0):
+            return None
+        residual = focal * points[:, :2] / points[:, 2:3] + centre - target  # (K, 2) pixels
+        weights = np.sqrt(_cauchy_weights(np.linalg.norm(residual, axis=1), settings.robust_share * box_size))
+        by_point = _projection_jacobian(points, focal)  # (K, 2, 3)
+        # a small turn w moves a point p by w x p, i.e. by -[p]x w
+        jacobian = np.concatenate([-by_point @ _cross_matrices(turned), by_point], axis=2) * weights[:, None, None]
+        rows = np.concatenate([jacobian.reshape(-1, 6), prior_rows])
+        rhs = np.concatenate([-(residual * weights[:, None]).reshape(-1),
+                              -rotation_scale * Rotation.from_matrix(turn).as_rotvec(),
+                              [-depth_scale * (translation[2] - network_translation[2])]])
+        step = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+        if not np.all(np.isfinite(step)):
+            return None
+        turn = Rotation.from_rotvec(step[:3]).as_matrix() @ turn
+        translation = translation + step[3:]
+    if not np.all(relative @ turn[2] + translation[2] > 0):
+        return None
+    return turn, translation
+
+
+def _projection_jacobian(points: np.ndarray, focal: np.ndarray) -> np.ndarray:
+    """(K, 2, 3) derivative of the pinhole projection of each camera-frame point (K, 3)."""
+    jacobian = np.zeros((len(points), 2, 3))
+    depth = points[:, 2]
+    jacobian[:, 0, 0], jacobian[:, 1, 1] = focal[0] / depth, focal[1] / depth
+    jacobian[:, :, 2] = -focal * points[:, :2] / depth[:, None] ** 2
+    return jacobian
+
+
+def _cross_matrices(vectors: np.ndarray) -> np.ndarray:
+    """(K, 3, 3) the matrices [v]x with [v]x u = v x u."""
+    matrices = np.zeros((len(vectors), 3, 3))
+    x, y, z = vectors.T
+    matrices[:, 0, 1], matrices[:, 0, 2], matrices[:, 1, 2] = -z, y, -x
+    matrices[:, 1, 0], matrices[:, 2, 0], matrices[:, 2, 1] = z, -y, x
+    return matrices
+
+
+def _cauchy_weights(residual: np.ndarray, scale: float) -> np.ndarray:
+    """1 / (1 + (residual / scale)^2): a keypoint far off loses its pull altogether (a Huber weight would keep a
+    constant pull, and a few wild keypoints move the depth); 0 for a non-finite residual."""
     return np.nan_to_num(1.0 / (1.0 + (residual / scale) ** 2), nan=0.0)
 
 
-def moved(person: PersonMesh, translation: np.ndarray, intrinsics) -> PersonMesh:
-    """The person with its mesh, joints and translation moved to `translation`, and its 2D points projected again."""
-    shift = (np.asarray(translation, dtype=np.float64) - person.translation).astype(np.float32)
-    vertices = person.vertices + shift
-    joints = None if person.joints is None else person.joints + shift
+def _robust_weights(points: np.ndarray, target: np.ndarray, intrinsics: np.ndarray, scale: float) -> np.ndarray:
+    """`_cauchy_weights` of the points' reprojection residuals."""
+    return _cauchy_weights(np.linalg.norm(project_points(points, intrinsics) - target, axis=1), scale)
+
+
+def moved(person: PersonMesh, translation: np.ndarray, intrinsics, turn: np.ndarray | None = None) -> PersonMesh:
+    """The person with its mesh and joints turned by `turn` (3, 3; default none) about its origin and moved to
+    `translation`, its rotation turned with them, and its 2D points projected again."""
+    translation = np.asarray(translation, dtype=np.float64)
+    turn = np.eye(3) if turn is None else np.asarray(turn, dtype=np.float64)
+
+    def placed(points: np.ndarray) -> np.ndarray:
+        return ((points.astype(np.float64) - person.translation) @ turn.T + translation).astype(np.float32)
+
+    vertices = placed(person.vertices)
+    joints = None if person.joints is None else placed(person.joints)
     return replace(
-        person, vertices=vertices, joints=joints, translation=np.asarray(translation, dtype=np.float64),
+        person, vertices=vertices, joints=joints, translation=translation, rotation=turn @ person.rotation,
         vertices_2d=project_points(vertices.astype(np.float64), intrinsics).astype(np.float32),
         joints_2d=None if joints is None else project_points(joints.astype(np.float64), intrinsics).astype(np.float32))
