@@ -2,13 +2,15 @@
 """Train the keypoint-reading VQ-HPS that the package ships (`vqhps_ros/models/free_body_keypoint_vqhps.pt`).
 
     python tools/train_keypoint_model.py --out keypoint_vqhps.pt [--samples 200000] [--minutes 95] [--bundle]
-                                         [--init MODEL_FILE]
+                                         [--init MODEL_FILE] [--rendered-frames N --rendered-seed S]
 
 Samples (`train.keypoint_data.KeypointSampler`, seed `--seed`, no rendering) are tokenised by the bundled
 Mesh-VQ-VAE; the regressor (`train.keypoint_hps.new_keypoint_model`, width `--width`) is trained with
 `train.keypoint_hps.train_keypoint_hps` for `--steps` steps or `--minutes`, whichever ends first (the learning-rate
 schedule follows the earlier of the two). `--init` continues from a keypoint model file's weights instead of a fresh
-regressor (its width and Mesh-VQ-VAE are kept). The output is a complete model file (`hps.save_model`) with the settings
+regressor (its width and Mesh-VQ-VAE are kept). `--rendered-frames` adds the people of that many rendered scenes
+(seed `--rendered-seed`) with the landmark model's own keypoints (`train.rendered_keypoint_data`, about 0.1 s a
+frame). The output is a complete model file (`hps.save_model`) with the settings
 and the loss history. `--bundle` also writes the shipped copy, `vqhps_ros/models/free_body_keypoint_vqhps.pt`
 (inference only, float16 storage: `checkpoints.inference_checkpoint`); `benchmarks/default_model.py` measures it.
 The shipped model: `--samples 200000 --steps 40000 --minutes 95` (seeds and sizes at their defaults), then
@@ -31,7 +33,15 @@ from vqhps_ros.errors import CheckpointError
 from vqhps_ros.hps import VQHPS, KeypointMeshRegressor, load_model, save_model
 from vqhps_ros.models import KEYPOINT_MODEL, load_image_model
 from vqhps_ros.train.keypoint_data import KeypointSampler
-from vqhps_ros.train.keypoint_hps import KeypointTraining, keypoint_dataset, new_keypoint_model, train_keypoint_hps
+from vqhps_ros.train.keypoint_hps import (
+    KeypointTraining,
+    joined,
+    keypoint_dataset,
+    new_keypoint_model,
+    tokenised,
+    train_keypoint_hps,
+)
+from vqhps_ros.train.rendered_keypoint_data import rendered_keypoint_samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bundle", action="store_true", help=f"also write the shipped copy, {KEYPOINT_MODEL.name}")
     parser.add_argument("--init", type=Path, default=None, help="keypoint model file to continue training from")
+    parser.add_argument("--rendered-frames", type=int, default=0,
+                        help="rendered scenes whose people, with the landmark model's keypoints, join the samples")
+    parser.add_argument("--rendered-seed", type=int, default=4000, help="of the rendered scenes (apart from measuring)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -54,10 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     data = keypoint_dataset(KeypointSampler(), model, args.samples, seed=args.seed)
     logging.info("%d samples in %.0f s", args.samples, time.perf_counter() - started)
+    if args.rendered_frames:
+        started = time.perf_counter()
+        rendered = rendered_keypoint_samples(args.rendered_seed, args.rendered_frames)
+        data = joined([data, tokenised(rendered, model)])
+        logging.info("%d rendered people in %.0f s", len(rendered), time.perf_counter() - started)
     settings = KeypointTraining(steps=args.steps, batch_size=args.batch, learning_rate=args.learning_rate,
                                 minutes=args.minutes, log_every=250)
     history = train_keypoint_hps(model, data, settings)
     save_model(model, args.out, training={"samples": args.samples, "sample_seed": args.seed,
+                                          "rendered_frames": args.rendered_frames,
+                                          "rendered_seed": args.rendered_seed,
                                           "width": model.regressor.config.transformer.model_dim,
                                           "init": str(args.init) if args.init else None, **asdict(settings)},
                history=history)

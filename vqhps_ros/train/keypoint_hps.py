@@ -28,7 +28,7 @@ from ..hps.rotation import rotation_6d_to_matrix
 from ..hps.transformer import TransformerDims
 from ..metrics import evaluate_meshes
 from .budgeted import train_in_budget
-from .keypoint_data import KeypointSampler
+from .keypoint_data import KeypointSampler, KeypointSamples
 from .settings import BudgetSchedule
 
 
@@ -45,16 +45,24 @@ def keypoint_dataset(sampler: KeypointSampler, model: VQHPS, count: int, seed: i
                      ) -> dict[str, torch.Tensor]:
     """`count` samples with their tokens: keypoints, tokens, rotation, crop_camera (tensors, CPU)."""
     rng = np.random.default_rng(seed)
-    parts: dict[str, list] = {"keypoints": [], "tokens": [], "rotation": [], "crop_camera": []}
-    for start in range(0, count, chunk):
-        samples = sampler.sample(rng, min(chunk, count - start))
-        with torch.no_grad():
-            tokens = model.mesh_vqvae.encode(torch.from_numpy(samples.canonical_vertices).float())
-        parts["keypoints"].append(torch.from_numpy(samples.keypoints))
-        parts["tokens"].append(tokens)
-        parts["rotation"].append(torch.from_numpy(samples.rotation).float())
-        parts["crop_camera"].append(torch.from_numpy(samples.crop_camera).float())
-    return {name: torch.cat(values) for name, values in parts.items()}
+    parts = [tokenised(sampler.sample(rng, min(chunk, count - start)), model) for start in range(0, count, chunk)]
+    return joined(parts)
+
+
+def tokenised(samples: KeypointSamples, model: VQHPS, chunk: int = 512) -> dict[str, torch.Tensor]:
+    """The training tensors of `samples`: their keypoints, rotation and crop camera, and the tokens of their
+    canonical meshes by the model's frozen Mesh-VQ-VAE."""
+    with torch.no_grad():
+        tokens = [model.mesh_vqvae.encode(torch.from_numpy(samples.canonical_vertices[start:start + chunk]).float())
+                  for start in range(0, len(samples), chunk)]
+    return {"keypoints": torch.from_numpy(samples.keypoints), "tokens": torch.cat(tokens),
+            "rotation": torch.from_numpy(samples.rotation).float(),
+            "crop_camera": torch.from_numpy(samples.crop_camera).float()}
+
+
+def joined(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Training tensors of several sources in one set."""
+    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
 
 
 @dataclass(frozen=True)
