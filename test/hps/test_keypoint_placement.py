@@ -112,10 +112,21 @@ def test_wild_keypoints_are_resisted(body, landmarks):
     assert errors[0] < 0.03 and errors[0] < 0.25 * errors[1]
 
 
-@pytest.mark.parametrize("case", ["no keypoints", "too few seen", "another set", "depth doubled", "unplaced",
-                                  "turned too far"])
+def test_a_turn_beyond_the_limit_leaves_the_mesh_only_moved(body, landmarks):
+    keypoints = keypoints_of(body @ TRUE_TURN.T, landmarks)  # a body turned by 21 degrees
+    start = person_at(body, TRUE_TRANSLATION + [0.1, 0.0, 0.2])
+    settings = PlacementSettings(depth_prior=0.0, rotation_prior=0.0, max_turn_deg=15)
+    limited = KeypointPlacement(landmarks, settings).place_one(start, keypoints, INTRINSICS, IMAGE_SIZE)
+    unturned = KeypointPlacement(landmarks, replace(settings, orient=False)).place_one(start, keypoints, INTRINSICS,
+                                                                                       IMAGE_SIZE)
+    np.testing.assert_array_equal(limited.rotation, np.eye(3))
+    np.testing.assert_allclose(limited.translation, unturned.translation)
+    assert np.linalg.norm(limited.translation - start.translation) > 0.05
+
+
+@pytest.mark.parametrize("case", ["no keypoints", "too few seen", "another set", "depth doubled", "unplaced"])
 def test_an_unusable_fit_keeps_the_networks_placement(body, landmarks, case):
-    placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0, rotation_prior=0.0, max_turn_deg=15))
+    placement = KeypointPlacement(landmarks, PlacementSettings(depth_prior=0.0))
     start = TRUE_TRANSLATION + [0.1, 0.0, 0.2]
     person, keypoints = person_at(body, start), keypoints_of(body, landmarks)
     if case == "no keypoints":
@@ -128,8 +139,6 @@ def test_an_unusable_fit_keeps_the_networks_placement(body, landmarks, case):
         keypoints = replace(keypoints, keypoint_set="coco_17")
     elif case == "depth doubled":  # keypoints of a body five times as far: beyond max_depth_ratio
         keypoints = keypoints_of(body, landmarks, TRUE_TRANSLATION * 5)
-    elif case == "turned too far":  # the keypoints of a body turned by 21 degrees: beyond max_turn_deg
-        keypoints = keypoints_of(body @ TRUE_TURN.T, landmarks)
     else:
         person = replace(person, vertices=person.vertices - [0.0, 0.0, 4.0])  # behind the camera: not placed
     assert placement.place_one(person, keypoints, INTRINSICS, IMAGE_SIZE) is person

@@ -14,9 +14,19 @@ Each row is divided by the landmark's depth at the current estimate, so that its
 reweighted by their residual (Cauchy weights, at `robust_share` of the box's longer side) against the landmark
 model's wild guesses; one more row, worth about `depth_prior` keypoints, keeps the depth near the network's where
 the keypoints span too little to fix it (the body's size in the image is the only cue to its depth, and the
-keypoints' noise moves it). The fit is refused, and the network's placement kept, when fewer than `min_keypoints`
-keypoints are seen, when it is not finite, when it would put part of the mesh behind the camera, or when it changes
-the depth by more than `max_depth_ratio` either way.
+keypoints' noise moves it).
+
+With `orient`, the mesh is then also turned about its origin: Gauss-Newton steps on a rotation increment and the
+translation together, from the translation above, on the same pixel residuals, weights and depth prior, plus a
+prior that holds the rotation near the network's (`rotation_prior`: worth about that many keypoints moved by the
+keypoints' spread times the angle). The network reads the body's pose well from the keypoints but its global
+orientation less so (a few degrees of tilt or heading move the hands and feet by centimetres); the 33 landmarks of
+a rigid body fix it, and the network's pose (the shape of the landmark cloud) is kept.
+
+The fit is refused, and the network's placement kept, when fewer than `min_keypoints` keypoints are seen, when it
+is not finite, when it would put part of the mesh behind the camera, or when it changes the depth by more than
+`max_depth_ratio` either way. A turn refused by the same tests, or beyond `max_turn_deg`, leaves the mesh only
+moved.
 """
 
 from __future__ import annotations
@@ -82,13 +92,13 @@ class KeypointPlacement:
         intrinsics = np.asarray(intrinsics, dtype=np.float64)
         box_size = float(np.max(person.box[2:]))
         translation = fit_translation(relative, target, intrinsics, origin, box_size, self.settings)
-        turn = np.eye(3)
-        if translation is not None and self.settings.orient:
-            turn, translation = fit_orientation(relative, target, intrinsics, translation, origin, box_size,
-                                                self.settings) or (turn, None)
-        if translation is None or not self._acceptable(person, origin, translation, turn):
+        if translation is None or not self._acceptable(person, origin, translation, np.eye(3)):
             return person
-        return moved(person, translation, intrinsics, turn)
+        if self.settings.orient:
+            turned = fit_orientation(relative, target, intrinsics, translation, origin, box_size, self.settings)
+            if turned is not None and self._acceptable(person, origin, turned[1], turned[0]):
+                return moved(person, turned[1], intrinsics, turned[0])
+        return moved(person, translation, intrinsics)
 
     def _applies(self, person: PersonMesh, keypoints: BodyKeypoints | None) -> bool:
         """A placed person with keypoints of the landmarks' set (keypoints of another set are left to the model
