@@ -34,13 +34,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
 from ..humans import BodyKeypoints
 from .camera import project_points
 from .keypoint_input import is_pose_keypoint_set, seen_keypoints
 from .predict import PersonMesh
+
+CONVERGED = 1e-4  # a Gauss-Newton step below this (radians, metres) ends the orientation fit
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class KeypointPlacement:
     def _acceptable(self, person: PersonMesh, origin: np.ndarray, translation: np.ndarray, turn: np.ndarray) -> bool:
         ratio = translation[2] / origin[2]
         depths = (person.vertices.astype(np.float64) - origin) @ turn[2] + translation[2]
-        angle = np.degrees(np.linalg.norm(Rotation.from_matrix(turn).as_rotvec()))
+        angle = np.degrees(np.linalg.norm(rotation_vector(turn)))
         return bool(1 / self.settings.max_depth_ratio <= ratio <= self.settings.max_depth_ratio
                     and np.all(depths > 0) and angle <= self.settings.max_turn_deg)
 
@@ -171,16 +172,36 @@ def fit_orientation(relative: np.ndarray, target: np.ndarray, intrinsics: np.nda
         jacobian = np.concatenate([-by_point @ _cross_matrices(turned), by_point], axis=2) * weights[:, None, None]
         rows = np.concatenate([jacobian.reshape(-1, 6), prior_rows])
         rhs = np.concatenate([-(residual * weights[:, None]).reshape(-1),
-                              -rotation_scale * Rotation.from_matrix(turn).as_rotvec(),
+                              -rotation_scale * rotation_vector(turn),
                               [-depth_scale * (translation[2] - network_translation[2])]])
         step = np.linalg.lstsq(rows, rhs, rcond=None)[0]
         if not np.all(np.isfinite(step)):
             return None
-        turn = Rotation.from_rotvec(step[:3]).as_matrix() @ turn
+        turn = rotation_matrix(step[:3]) @ turn
         translation = translation + step[3:]
+        if np.abs(step).max() < CONVERGED:
+            break
     if not np.all(relative @ turn[2] + translation[2] > 0):
         return None
     return turn, translation
+
+
+def rotation_matrix(vector: np.ndarray) -> np.ndarray:
+    """(3, 3) the rotation by the axis-angle `vector` (3,) (Rodrigues; scipy's Rotation costs tens of microseconds a
+    call, which the fit's loop would pay several times per person)."""
+    angle = np.linalg.norm(vector)
+    if angle < 1e-12:
+        return np.eye(3)
+    cross = _cross_matrices(vector[None] / angle)[0]
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+def rotation_vector(matrix: np.ndarray) -> np.ndarray:
+    """(3,) the axis-angle vector of a rotation (3, 3) by less than 180 degrees (the turns here stay far below)."""
+    angle = np.arccos(np.clip((np.trace(matrix) - 1) / 2, -1.0, 1.0))
+    skew = np.array([matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0], matrix[1, 0] - matrix[0, 1]])
+    sine = np.sin(angle)
+    return skew / 2 if sine < 1e-9 else skew * angle / (2 * sine)
 
 
 def _projection_jacobian(points: np.ndarray, focal: np.ndarray) -> np.ndarray:
