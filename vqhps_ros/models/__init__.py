@@ -1,7 +1,8 @@
 """The bundled models of the free body: a Mesh-VQ-VAE and two VQ-HPS regressors that decode with it.
 
 - `keypoints` (the default): reads the 33 body keypoints of the built-in detector's landmark model, trained on
-  sampled free-body people with that model's measured noise (`tools/train_keypoint_model.py`);
+  sampled free-body people with that model's measured noise, and on rendered ones with its own keypoints
+  (`tools/train_keypoint_model.py`);
 - `image`: reads 224 x 224 person crops, trained on synthetic renders (`tools/bundle_demo_models.py`).
 
 `MODEL_CARD.md` beside this file says how they were trained and how well they do; `metrics.json` holds the image
