@@ -2,8 +2,9 @@
 default model is chosen on.
 
 - Synthetic, whole pipeline: rendered scenes (`synth.SceneGenerator`) of `--synthetic-seed` (the keypoint model
-  trained on sampled keypoints of seed 100, the landmark fit used renders of seed 1000 and its measure seeds 2000
-  and 2001: none of these), every person at least 100 px tall and half visible, its true box given as the
+  trained on sampled keypoints of seeds 100, 102 and 103 and on renders of seed 4000, its stages and the placement
+  were chosen on renders of seed 3000, the landmark fit used renders of seed 1000 and its measure seeds 2000 and
+  2001: none of these), every person at least 100 px tall and half visible, its true box given as the
   detection (what an external detector gives); the estimator with each model, temporal stage off. The keypoint model
   reads the landmark model's keypoints on the box (not the true ones). Official MPJPE, PA-MPJPE, PVE and PA-PVE (mm)
   over the people every model published, and each model's published share; where the meshes are in the camera

@@ -4,17 +4,18 @@
     python tools/train_keypoint_model.py --out keypoint_vqhps.pt [--samples 200000] [--minutes 95] [--bundle]
                                          [--init MODEL_FILE] [--rendered-frames N --rendered-seed S]
 
-Samples (`train.keypoint_data.KeypointSampler`, seed `--seed`, no rendering) are tokenised by the bundled
-Mesh-VQ-VAE; the regressor (`train.keypoint_hps.new_keypoint_model`, width `--width`) is trained with
+Samples (`train.keypoint_data.KeypointSampler`, seed `--seed`, no rendering) are tokenised by the bundled Mesh-VQ-VAE;
+the regressor (`train.keypoint_hps.new_keypoint_model`, width `--width`) is trained with
 `train.keypoint_hps.train_keypoint_hps` for `--steps` steps or `--minutes`, whichever ends first (the learning-rate
 schedule follows the earlier of the two). `--init` continues from a keypoint model file's weights instead of a fresh
-regressor (its width and Mesh-VQ-VAE are kept). `--rendered-frames` adds the people of that many rendered scenes
-(seed `--rendered-seed`) with the landmark model's own keypoints (`train.rendered_keypoint_data`, about 0.1 s a
-frame). The output is a complete model file (`hps.save_model`) with the settings
-and the loss history. `--bundle` also writes the shipped copy, `vqhps_ros/models/free_body_keypoint_vqhps.pt`
-(inference only, float16 storage: `checkpoints.inference_checkpoint`); `benchmarks/default_model.py` measures it.
-The shipped model: `--samples 200000 --steps 40000 --minutes 95` (seeds and sizes at their defaults), then
-`--init` that file `--samples 100000 --seed 102 --learning-rate 5e-4 --steps 40000 --minutes 60 --bundle`.
+regressor (its width and Mesh-VQ-VAE are kept). `--rendered-frames` adds the people of that many rendered scenes (seed
+`--rendered-seed`) with the landmark model's own keypoints (`train.rendered_keypoint_data`, about 0.1 s a frame). The
+output is a complete model file (`hps.save_model`) with the settings and the loss history. `--bundle` also writes the
+shipped copy, `vqhps_ros/models/free_body_keypoint_vqhps.pt` (inference only, float16 storage:
+`checkpoints.inference_checkpoint`); `benchmarks/default_model.py` measures it. The shipped model: `--samples 200000
+--steps 40000 --minutes 95` (seeds and sizes at their defaults), then `--init` that file `--samples 100000 --seed 102
+--learning-rate 5e-4 --steps 40000 --minutes 60`, then `--init` that one `--samples 60000 --seed 103 --rendered-frames
+14000 --rendered-seed 4000 --learning-rate 3e-4 --steps 40000 --minutes 45 --bundle`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ around the true box, as tracking gives it: `train.landmark_calibration.observed_
 renderer knows.
 
 `train.keypoint_data` draws keypoints from a noise model measured on such renders: each landmark missed, wild or
-offset on its own. The landmark model's real errors are not independent: a whole arm is placed on the wrong side,
-left and right are swapped, an occluded limb is guessed from the other people's. Samples made from its actual
+offset on its own. The landmark model's real errors are not independent: a whole limb can be misplaced, left and
+right swapped, a hidden limb guessed. Samples made from its actual
 output teach the network those errors too, at the price of rendering (about 0.1 s per frame on this CPU), so they
 are mixed into the sampled data rather than replacing it.
 
@@ -25,7 +25,7 @@ from ..hps.crops import apply_affines, crop_geometry_from_boxes, crop_to_normali
 from ..hps.keypoint_input import SEEN, keypoint_model_input, seen_keypoints
 from ..model_inputs import DEFAULT_MIN_KEYPOINTS
 from ..synth.scene import SceneGenerator, SyntheticFrame
-from .keypoint_data import KeypointSamples
+from .keypoint_data import NUM_LANDMARKS, KeypointSamples
 from .landmark_calibration import observed_people
 
 BORDER_PX = 1.0  # a box edge this close to the image border counts as cut by it
@@ -50,16 +50,17 @@ def rendered_keypoint_samples(seed: int, num_frames: int, landmarker: DetectionR
 def frame_samples(frame: SyntheticFrame, landmarker: DetectionRunner,
                   min_keypoints: int = DEFAULT_MIN_KEYPOINTS) -> KeypointSamples:
     """The samples of one rendered frame's well-seen people that the estimator would read (possibly none)."""
-    observed = [(person, found) for person, found in observed_people(frame, landmarker) if found.score >= SEEN]
     image_size = frame.image.shape[:2]
-    observed = [(person, found) for person, found in observed
-                if seen_keypoints(body_keypoints(found), image_size).sum() >= min_keypoints]
-    if not observed:
+    found = [(person, body_keypoints(result)) for person, result in observed_people(frame, landmarker)
+             if result.score >= SEEN]
+    readable = [(person, keypoints) for person, keypoints in found
+                if seen_keypoints(keypoints, image_size).sum() >= min_keypoints]
+    if not readable:
         return _no_samples(len(frame.people[0].canonical_vertices))
-    people = [person for person, _ in observed]
+    people = [person for person, _ in readable]
     boxes = np.stack([person.box for person in people]).astype(np.float64)
     geometry = crop_geometry_from_boxes(boxes)
-    keypoints = keypoint_model_input([body_keypoints(found) for _, found in observed], geometry, image_size)
+    keypoints = keypoint_model_input([keypoints for _, keypoints in readable], geometry, image_size)
     intrinsics = np.repeat(np.asarray(frame.camera.intrinsics, dtype=np.float64)[None], len(people), axis=0)
     vertices = np.stack([person.vertices_camera for person in people]).astype(np.float64)
     translation = np.stack([person.translation for person in people])
@@ -77,6 +78,6 @@ def frame_samples(frame: SyntheticFrame, landmarker: DetectionRunner,
 
 
 def _no_samples(num_vertices: int) -> KeypointSamples:
-    return KeypointSamples(np.zeros((0, 33, 3), np.float32), np.zeros((0, num_vertices, 3), np.float32),
+    return KeypointSamples(np.zeros((0, NUM_LANDMARKS, 3), np.float32), np.zeros((0, num_vertices, 3), np.float32),
                            np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 3, 3)),
                            np.zeros((0, 3)), np.zeros(0, bool))
