@@ -109,6 +109,11 @@ class KeypointSamples:
     def __len__(self) -> int:
         return len(self.keypoints)
 
+    @classmethod
+    def concatenated(cls, parts: list[KeypointSamples]) -> KeypointSamples:
+        """The samples of `parts` (at least one), in order."""
+        return cls(*(np.concatenate([getattr(part, name) for part in parts]) for name in cls.__dataclass_fields__))
+
 
 class KeypointSampler:
     """Draws `KeypointSamples` (one body model and landmark regressor, held for every call)."""
@@ -126,8 +131,7 @@ class KeypointSampler:
             part = self._draw(rng, count - total)
             parts.append(part)
             total += len(part)
-        return KeypointSamples(*(np.concatenate([getattr(part, name) for part in parts])[:count]
-                                 for name in KeypointSamples.__dataclass_fields__))
+        return KeypointSamples.concatenated(parts)  # each draw keeps at most what it was asked for
 
     # ------------------------------------------------------------------------------------------------ drawing
 

@@ -43,8 +43,7 @@ def rendered_keypoint_samples(seed: int, num_frames: int, landmarker: DetectionR
                                      for _ in range(num_frames)) if len(samples)]
     if not parts:
         return _no_samples(generator.body.num_vertices)
-    return KeypointSamples(*(np.concatenate([getattr(part, name) for part in parts])
-                             for name in KeypointSamples.__dataclass_fields__))
+    return KeypointSamples.concatenated(parts)
 
 
 def frame_samples(frame: SyntheticFrame, landmarker: DetectionRunner,
