@@ -155,14 +155,3 @@ def test_people_are_placed_in_order_and_bad_settings_are_refused(body, landmarks
     with pytest.raises(InputError, match=r"\(K, V\) regressor"):
         KeypointPlacement(np.zeros(5))
 
-
-def test_the_axis_angle_helpers_agree_with_scipy():
-    from vqhps_ros.hps.keypoint_placement import rotation_matrix, rotation_vector
-
-    vectors = np.random.default_rng(3).normal(size=(200, 3))
-    vectors *= np.random.default_rng(4).uniform(0.0, 3.0, (200, 1)) / np.linalg.norm(vectors, axis=1, keepdims=True)
-    for vector in vectors:
-        np.testing.assert_allclose(rotation_matrix(vector), Rotation.from_rotvec(vector).as_matrix(), atol=1e-12)
-        np.testing.assert_allclose(rotation_vector(rotation_matrix(vector)), vector, atol=1e-7)
-    np.testing.assert_array_equal(rotation_matrix(np.zeros(3)), np.eye(3))
-    np.testing.assert_array_equal(rotation_vector(np.eye(3)), np.zeros(3))

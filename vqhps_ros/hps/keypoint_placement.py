@@ -40,6 +40,7 @@ from ..humans import BodyKeypoints
 from .camera import project_points
 from .keypoint_input import is_pose_keypoint_set, seen_keypoints
 from .predict import PersonMesh
+from .rotation import axis_angle_to_matrix_np, cross_matrices, matrix_to_axis_angle_np
 
 CONVERGED = 1e-4  # a Gauss-Newton step below this (radians, metres) ends the orientation fit
 
@@ -110,7 +111,7 @@ class KeypointPlacement:
     def _acceptable(self, person: PersonMesh, origin: np.ndarray, translation: np.ndarray, turn: np.ndarray) -> bool:
         ratio = translation[2] / origin[2]
         depths = (person.vertices.astype(np.float64) - origin) @ turn[2] + translation[2]
-        angle = np.degrees(np.linalg.norm(rotation_vector(turn)))
+        angle = np.degrees(np.linalg.norm(matrix_to_axis_angle_np(turn)))
         return bool(1 / self.settings.max_depth_ratio <= ratio <= self.settings.max_depth_ratio
                     and np.all(depths > 0) and angle <= self.settings.max_turn_deg)
 
@@ -169,39 +170,21 @@ def fit_orientation(relative: np.ndarray, target: np.ndarray, intrinsics: np.nda
         weights = np.sqrt(_cauchy_weights(np.linalg.norm(residual, axis=1), settings.robust_share * box_size))
         by_point = _projection_jacobian(points, focal)  # (K, 2, 3)
         # a small turn w moves a point p by w x p, i.e. by -[p]x w
-        jacobian = np.concatenate([-by_point @ _cross_matrices(turned), by_point], axis=2) * weights[:, None, None]
+        jacobian = np.concatenate([-by_point @ cross_matrices(turned), by_point], axis=2) * weights[:, None, None]
         rows = np.concatenate([jacobian.reshape(-1, 6), prior_rows])
         rhs = np.concatenate([-(residual * weights[:, None]).reshape(-1),
-                              -rotation_scale * rotation_vector(turn),
+                              -rotation_scale * matrix_to_axis_angle_np(turn),
                               [-depth_scale * (translation[2] - network_translation[2])]])
         step = np.linalg.lstsq(rows, rhs, rcond=None)[0]
         if not np.all(np.isfinite(step)):
             return None
-        turn = rotation_matrix(step[:3]) @ turn
+        turn = axis_angle_to_matrix_np(step[:3]) @ turn
         translation = translation + step[3:]
         if np.abs(step).max() < CONVERGED:
             break
     if not np.all(relative @ turn[2] + translation[2] > 0):
         return None
     return turn, translation
-
-
-def rotation_matrix(vector: np.ndarray) -> np.ndarray:
-    """(3, 3) the rotation by the axis-angle `vector` (3,) (Rodrigues; scipy's Rotation costs tens of microseconds a
-    call, which the fit's loop would pay several times per person)."""
-    angle = np.linalg.norm(vector)
-    if angle < 1e-12:
-        return np.eye(3)
-    cross = _cross_matrices(vector[None] / angle)[0]
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
-def rotation_vector(matrix: np.ndarray) -> np.ndarray:
-    """(3,) the axis-angle vector of a rotation (3, 3) by less than 180 degrees (the turns here stay far below)."""
-    angle = np.arccos(np.clip((np.trace(matrix) - 1) / 2, -1.0, 1.0))
-    skew = np.array([matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0], matrix[1, 0] - matrix[0, 1]])
-    sine = np.sin(angle)
-    return skew / 2 if sine < 1e-9 else skew * angle / (2 * sine)
 
 
 def _projection_jacobian(points: np.ndarray, focal: np.ndarray) -> np.ndarray:
@@ -211,15 +194,6 @@ def _projection_jacobian(points: np.ndarray, focal: np.ndarray) -> np.ndarray:
     jacobian[:, 0, 0], jacobian[:, 1, 1] = focal[0] / depth, focal[1] / depth
     jacobian[:, :, 2] = -focal * points[:, :2] / depth[:, None] ** 2
     return jacobian
-
-
-def _cross_matrices(vectors: np.ndarray) -> np.ndarray:
-    """(K, 3, 3) the matrices [v]x with [v]x u = v x u."""
-    matrices = np.zeros((len(vectors), 3, 3))
-    x, y, z = vectors.T
-    matrices[:, 0, 1], matrices[:, 0, 2], matrices[:, 1, 2] = -z, y, -x
-    matrices[:, 1, 0], matrices[:, 2, 0], matrices[:, 2, 1] = z, -y, x
-    return matrices
 
 
 def _cauchy_weights(residual: np.ndarray, scale: float) -> np.ndarray:

@@ -45,7 +45,6 @@ import cv2
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-from scipy.spatial.transform import Rotation
 
 from ..body.joints import H36M_17_JOINT_NAMES, H36M_TO_J17
 from ..errors import InputError
@@ -63,6 +62,7 @@ from ..hps.crops import (
     valid_box_mask,
     warp_crops_cv2,
 )
+from ..hps.rotation import axis_angle_to_matrix_np
 from .settings import NO_AUGMENTATION, AugmentationSettings
 
 LOG = logging.getLogger(__name__)
@@ -120,13 +120,6 @@ class HPSAnnotations:
     def rotation_matrices(self) -> np.ndarray:
         """(M, 3, 3) float64 global orientations."""
         return axis_angle_to_matrix_np(self.global_orient)
-
-
-def axis_angle_to_matrix_np(axis_angle: np.ndarray) -> np.ndarray:
-    """(..., 3) axis * angle in radians -> (..., 3, 3) rotation matrices (float64)."""
-    axis_angle = np.asarray(axis_angle, dtype=np.float64)
-    matrices = Rotation.from_rotvec(axis_angle.reshape(-1, 3)).as_matrix()
-    return matrices.reshape(*axis_angle.shape[:-1], 3, 3)
 
 
 def load_hps_annotations(folder: str | Path, num_vertices: int | None = None) -> HPSAnnotations:
