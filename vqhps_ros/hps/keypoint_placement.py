@@ -128,8 +128,7 @@ def fit_translation(relative: np.ndarray, target: np.ndarray, intrinsics: np.nda
     matrix[:, :, 2] = -offsets
     values = offsets * relative[:, 2:3] - focal * relative[:, :2]
     # a relative depth change d moves a keypoint by about d times its distance from the keypoints' centre
-    spread = np.sqrt(np.mean(np.sum((target - target.mean(axis=0)) ** 2, axis=1)))
-    prior_scale = np.sqrt(settings.depth_prior) * spread / start[2]
+    prior_scale = np.sqrt(settings.depth_prior) * keypoint_spread(target) / start[2]
     translation, weights = start.copy(), np.ones(len(relative))
     for _ in range(settings.iterations):
         depth = relative[:, 2] + translation[2]
@@ -154,7 +153,7 @@ def fit_orientation(relative: np.ndarray, target: np.ndarray, intrinsics: np.nda
     (K, 3) onto `target` (K, 2), by Gauss-Newton from no turn and `start`; the depth prior pulls towards
     `network_translation`'s depth. None when a step is not finite or puts a point on or behind the camera plane."""
     focal, centre = intrinsics[[0, 1], [0, 1]], intrinsics[:2, 2]
-    spread = np.sqrt(np.mean(np.sum((target - target.mean(axis=0)) ** 2, axis=1)))
+    spread = keypoint_spread(target)
     depth_scale = np.sqrt(settings.depth_prior) * spread / network_translation[2]
     rotation_scale = np.sqrt(settings.rotation_prior) * spread
     prior_rows = np.zeros((4, 6))
@@ -194,6 +193,12 @@ def _projection_jacobian(points: np.ndarray, focal: np.ndarray) -> np.ndarray:
     jacobian[:, 0, 0], jacobian[:, 1, 1] = focal[0] / depth, focal[1] / depth
     jacobian[:, :, 2] = -focal * points[:, :2] / depth[:, None] ** 2
     return jacobian
+
+
+def keypoint_spread(target: np.ndarray) -> float:
+    """RMS distance (pixels) of the keypoints (K, 2) from their centre: how far a relative depth change, or a turn,
+    moves them, which scales both fits' priors into pixels."""
+    return float(np.sqrt(np.mean(np.sum((target - target.mean(axis=0)) ** 2, axis=1))))
 
 
 def _cauchy_weights(residual: np.ndarray, scale: float) -> np.ndarray:
