@@ -19,8 +19,10 @@ default model is chosen on.
   recorded boxes: after one untimed pass over them, the fastest of `SPEED_PASSES` timed passes (each pass's figure
   is in the JSON).
 
-Each bundled model is measured as configured by default, and the default one also with `model.orient_on_keypoints`
-off (the row "..., placed, not turned": moved onto the keypoints in the network's orientation) and with
+Each bundled model is measured as configured by default, and the default one also with `model.mirror_average` off
+(the row "..., one reading": each person read once, not averaged with its mirror image), with
+`model.orient_on_keypoints` off (the row "..., placed, not turned": moved onto the keypoints in the network's
+orientation) and with
 `model.place_on_keypoints` off (the row "..., network camera": the meshes where the network's crop camera puts
 them).
 
@@ -78,6 +80,7 @@ class Variant:
 
 def default_variants() -> dict[str, Variant]:
     variants = {name: Variant(path) for name, path in BUNDLED_MODELS.items()}
+    variants[f"{DEFAULT_MODEL}, one reading"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL], ("model.mirror_average=false",))
     variants[f"{DEFAULT_MODEL}, placed, not turned"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL],
                                                                ("model.orient_on_keypoints=false",))
     variants[f"{DEFAULT_MODEL}, network camera"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL],

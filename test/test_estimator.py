@@ -232,8 +232,9 @@ def test_meshes_placed_on_their_keypoints_land_closer_to_the_people_of_real_phot
     landmarks = free_body_pose_landmarks().matrix
     pck, shapes = {}, {}
     for placed in (False, True):
+        # one reading per person, so that only the placement differs between the two runs
         config = load_config(overrides=["persons.source=builtin", "temporal.enabled=false", "model.threads=1",
-                                        f"model.place_on_keypoints={str(placed).lower()}",
+                                        "model.mirror_average=false", f"model.place_on_keypoints={str(placed).lower()}",
                                         f"model.engine_cache_dir={tmp_path}", f"detector.graph_cache_dir={tmp_path}"])
         with Estimator.from_config(config) as estimator:
             assert (estimator.placement is not None) == placed
@@ -305,3 +306,53 @@ def test_the_keypoint_model_shares_the_builtin_detectors_landmark_network(tmp_pa
                                              f"model.engine_cache_dir={tmp_path}"])
     with Estimator.from_config(detections_only) as estimator:
         assert estimator.inputs.landmarker is not None  # its own, for the boxes of the detections
+
+
+def test_mirror_averaging_is_for_the_free_body_and_can_be_turned_off():
+    from vqhps_ros.estimator import mirror_average_from_config
+    from vqhps_ros.humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, MeshTopology
+
+    free_body = MeshTopology("free_body_1229", 1229, np.zeros((1, 3), np.int64), "h36m_17", ("pelvis", "left_hip",
+                             "right_hip"), 54, 512, POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES)
+    mirror = mirror_average_from_config(load_config(), free_body)
+    assert mirror.vertex_twins.shape == (1229,) and list(mirror.joint_partners) == [0, 2, 1]
+    assert mirror_average_from_config(load_config(overrides=["model.mirror_average=false"]), free_body) is None
+    smpl = replace(free_body, topology_id="smpl_6890", num_vertices=6890)
+    assert mirror_average_from_config(load_config(), smpl) is None
+
+
+def symmetric_person(image_size=(480, 640)) -> Detection:
+    """A person seen from the front whose keypoints are exactly mirror-symmetric about the box's centre line."""
+    from vqhps_ros.body import free_body_pose_landmarks, load_free_body_data
+    from vqhps_ros.hps.mirror_average import mirrored_names
+    from vqhps_ros.humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, BodyKeypoints
+
+    landmarks = free_body_pose_landmarks()(np.asarray(load_free_body_data().v_template, np.float64))
+    partners = mirrored_names(POSE_LANDMARK_NAMES)
+    upright = landmarks[:, :2] * [1.0, -1.0]  # image y points down
+    symmetric = 0.5 * (upright + upright[partners] * [-1.0, 1.0])
+    centre_x = image_size[1] / 2
+    pixels = symmetric * 200.0 + [centre_x, 240.0]
+    low, high = pixels.min(axis=0) - 20, pixels.max(axis=0) + 20
+    low[0], high[0] = 2 * centre_x - high[0], high[0]  # the box centred on the centre line too
+    keypoints = BodyKeypoints(POSE_KEYPOINT_SET, pixels.astype(np.float32), np.ones(33, np.float32))
+    return Detection(np.concatenate([low, high - low]), 0.9, "person", "1", keypoints=keypoints)
+
+
+def test_a_mirror_symmetric_person_gets_a_mirror_symmetric_mesh_from_the_averaged_readings():
+    from vqhps_ros.estimator import mirror_average_from_config
+    from vqhps_ros.hps import load_model
+    from vqhps_ros.models import KEYPOINT_MODEL
+
+    model = load_model(KEYPOINT_MODEL)
+    frame = Frame(np.zeros((480, 640, 3), np.uint8), 1, "camera", K, (symmetric_person(),))
+    asymmetry = {}
+    with TorchEngine(model) as engine:
+        topology = model_topology(model)
+        mirror = mirror_average_from_config(load_config(), topology)
+        for averaged in (False, True):
+            estimator = Estimator(engine, topology, mirror=mirror if averaged else None)
+            (human,) = estimator.process(frame).humans
+            canonical = (human.vertices - human.translation) @ human.root_rotation
+            asymmetry[averaged] = np.abs(canonical[mirror.vertex_twins] * [-1, 1, 1] - canonical).max()
+    assert asymmetry[True] < 1e-4 < 0.01 < asymmetry[False]

@@ -142,6 +142,9 @@ class ModelConfig(_Section):
     orient_on_keypoints: bool = _setting(True, "With place_on_keypoints: also turn each mesh about its centre to "
                                                "fit its keypoints (its pose kept); false: the network's orientation "
                                                "is kept.")
+    mirror_average: bool = _setting(True, "Models that read body keypoints (free body): also read each person's "
+                                          "mirror image and average the two meshes (one more engine row per "
+                                          "person); false: one reading.")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@
     temporal stage: persons (tracks' predicted boxes for missed people)  -> boxes to crop
     model inputs: crop_people, or body keypoints in the crops            -> (N, 3, 224, 224) or (N, 33, 3)
     engine.infer (TensorRT | ONNX Runtime | PyTorch), one call           -> tokens, rotation, crop camera, meshes
+      (keypoint models: each person and its mirror image, averaged: `hps.MirrorAverage`)
     place_people (camera intrinsics)                                     -> meshes and joints in the camera frame
     keypoint placement (`hps.KeypointPlacement`, persons with keypoints) -> meshes moved, turned onto keypoints
     temporal stage: update (`temporal.TemporalTracker`, or none)         -> track ids, filtered meshes, stable tokens
@@ -29,6 +30,7 @@ import numpy as np
 
 from .errors import CheckpointError, InputError
 from .hps.keypoint_placement import KeypointPlacement, PlacementSettings
+from .hps.mirror_average import MirrorAverage, mirrored_names, vertex_mirror
 from .hps.predict import PersonMesh, place_people
 from .humans import (
     POSE_KEYPOINT_SET,
@@ -81,13 +83,14 @@ class Estimator:
     for tests and for other person sources or temporal stages. `inputs`: what builds the network's input
     (`model_inputs.CropInputs` or `KeypointInputs`; default: as the engine's graph reads, keypoints without a
     landmark model). `placement`: `hps.KeypointPlacement`, moving each mesh onto its person's keypoints, or None.
-    `refinement`: the alignment refinement (`refine.AlignmentRefinement`) or None.
+    `refinement`: the alignment refinement (`refine.AlignmentRefinement`) or None. `mirror`: `hps.MirrorAverage`
+    (keypoint engines), averaging each person's estimate with its mirror image's, or None.
     `close()` releases the engine, the source and the inputs' network.
     """
 
     def __init__(self, engine, topology: MeshTopology, person_source: PersonSource | None = None,
                  temporal: TemporalStage | None = None, config=None, inputs: CropInputs | KeypointInputs | None = None,
-                 refinement=None, placement: KeypointPlacement | None = None):
+                 refinement=None, placement: KeypointPlacement | None = None, mirror: MirrorAverage | None = None):
         self.engine = engine
         self.reads_keypoints = reads_keypoints(engine)
         self.topology = topology
@@ -97,6 +100,7 @@ class Estimator:
         self.inputs = inputs or (KeypointInputs() if self.reads_keypoints else CropInputs())
         self.refinement = refinement
         self.placement = placement
+        self.mirror = mirror
 
     @classmethod
     def from_config(cls, config) -> Estimator:
@@ -114,7 +118,8 @@ class Estimator:
         inputs = keypoint_inputs_from_config(config, person_source) if keypoint_model else CropInputs()
         topology = with_keypoint_set(loaded.topology, config.persons.source, keypoint_model)
         placement = keypoint_placement_from_config(config, topology)
-        return cls(loaded.engine, topology, person_source, temporal, config, inputs, refinement, placement)
+        mirror = mirror_average_from_config(config, loaded.topology) if keypoint_model else None
+        return cls(loaded.engine, topology, person_source, temporal, config, inputs, refinement, placement, mirror)
 
     @property
     def description(self):
@@ -159,7 +164,8 @@ class Estimator:
                 inputs = self.inputs.prepare(frame, detections, skipped)
             if inputs.detections:
                 with _timed(result, "engine"):
-                    output = self.engine.infer(inputs.batch)
+                    output = (self.engine.infer(inputs.batch) if self.mirror is None
+                              else self.mirror.infer(self.engine, inputs.batch))
                 with _timed(result, "place"):
                     people = place_people(output, inputs.geometry, frame.intrinsics, inputs.boxes)
                     if self.placement is not None:
@@ -258,6 +264,22 @@ def keypoint_placement_from_config(config, topology: MeshTopology) -> KeypointPl
                     topology.topology_id, missing)
         return None
     return KeypointPlacement(landmarks, PlacementSettings(orient=config.model.orient_on_keypoints))
+
+
+def mirror_average_from_config(config, topology: MeshTopology) -> MirrorAverage | None:
+    """`model.mirror_average` for a keypoint model: the averaging when its mesh is the free body's (whose rest
+    shape is mirror-symmetric); otherwise None, said once in the log."""
+    if not config.model.mirror_average:
+        return None
+    from .body import load_free_body_data
+
+    rest = load_free_body_data().v_template
+    if topology.num_vertices != len(rest):
+        logger.info("model.mirror_average: off for the mesh %r (%d vertices), which is not the free body's (%d)",
+                    topology.topology_id, topology.num_vertices, len(rest))
+        return None
+    joints = mirrored_names(topology.joint_names) if topology.joint_names else None
+    return MirrorAverage(vertex_mirror(rest), mirrored_names(POSE_LANDMARK_NAMES), joints)
 
 
 def alignment_refinement_from_config(config, loaded):

@@ -36,6 +36,7 @@ from .crops import (
 )
 from .keypoint_placement import KeypointPlacement, PlacementSettings
 from .keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
+from .mirror_average import MirrorAverage, mirrored_names, vertex_mirror
 from .mobilenet import MobileNetV2, MobileNetV2Trunk, load_imagenet_mobilenet_v2
 from .model import VQHPS, HPSOutput
 from .predict import PersonMesh, crop_people, place_people, predict_people
