@@ -25,13 +25,17 @@ import numpy as np
 
 from .errors import InputError
 from .hps.crops import CropGeometry, crop_geometry_from_boxes
-from .hps.keypoint_input import SEEN, check_keypoint_set, keypoint_model_input, seen_keypoints
+from .hps.keypoint_input import (
+    DEFAULT_MIN_KEYPOINTS,
+    SEEN,
+    check_keypoint_set,
+    enough_seen,
+    keypoint_model_input,
+)
 from .hps.predict import crop_people
 from .humans import BodyKeypoints, Detection, Frame
 
 LOG = logging.getLogger(__name__)
-
-DEFAULT_MIN_KEYPOINTS = 8  # seen keypoints a keypoint-reading model needs to read a pose (config model.min_keypoints)
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class KeypointInputs:
                     LOG.warning("persons skipped: %s", error)
                     self._warned_foreign = True
                 return False
-        if keypoints is None or seen_keypoints(keypoints, frame.image_size).sum() < self.min_keypoints:
+        if keypoints is None or not enough_seen(keypoints, frame.image_size, self.min_keypoints):
             skipped["too_few_keypoints"] += 1
             return False
         return True

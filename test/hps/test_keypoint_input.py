@@ -6,7 +6,7 @@ import pytest
 
 from vqhps_ros.errors import InputError
 from vqhps_ros.hps.crops import BOX_RESCALE, crop_geometry_from_boxes
-from vqhps_ros.hps.keypoint_input import keypoint_model_input, seen_keypoints
+from vqhps_ros.hps.keypoint_input import enough_seen, keypoint_model_input, seen_keypoints
 from vqhps_ros.humans import POSE_KEYPOINT_SET, BodyKeypoints
 
 IMAGE_SIZE = (480, 640)
@@ -49,6 +49,7 @@ def test_a_keypoint_is_seen_when_visible_present_finite_and_inside_the_image():
     assert np.isfinite(inputs).all()
     without_presence = BodyKeypoints(POSE_KEYPOINT_SET, points.astype(np.float32), visibility)
     assert np.flatnonzero(~seen_keypoints(without_presence, IMAGE_SIZE)).tolist() == [3, 4, 5, 6]
+    assert enough_seen(keypoints, IMAGE_SIZE, min_keypoints=28) and not enough_seen(keypoints, IMAGE_SIZE, 29)
 
 
 def test_keypoints_of_another_definition_are_refused_naming_the_expected_set():

@@ -19,6 +19,7 @@ from ..humans import POSE_KEYPOINT_SET, POSE_LANDMARK_NAMES, BodyKeypoints
 from .crops import CropGeometry, apply_affines, crop_to_normalized
 
 SEEN = 0.5  # visibility and presence from which the landmark model's keypoint counts as seen
+DEFAULT_MIN_KEYPOINTS = 8  # seen keypoints a keypoint-reading model needs to read a pose (config model.min_keypoints)
 
 
 def seen_keypoints(keypoints: BodyKeypoints, image_size: tuple[int, int]) -> np.ndarray:
@@ -32,6 +33,12 @@ def seen_keypoints(keypoints: BodyKeypoints, image_size: tuple[int, int]) -> np.
     if keypoints.presence is not None:
         seen &= np.asarray(keypoints.presence) >= SEEN
     return seen
+
+
+def enough_seen(keypoints: BodyKeypoints, image_size: tuple[int, int],
+                min_keypoints: int = DEFAULT_MIN_KEYPOINTS) -> bool:
+    """Whether a keypoint model can read this person: at least `min_keypoints` of its keypoints seen."""
+    return int(seen_keypoints(keypoints, image_size).sum()) >= min_keypoints
 
 
 def is_pose_keypoint_set(keypoints: BodyKeypoints) -> bool:

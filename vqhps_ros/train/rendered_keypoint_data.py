@@ -22,8 +22,7 @@ from scipy.spatial.transform import Rotation
 from ..detect import POSE_LANDMARK_GRAPH, DetectionRunner, body_keypoints
 from ..hps.camera import fit_weak_perspective, project_points
 from ..hps.crops import apply_affines, crop_geometry_from_boxes, crop_to_normalized
-from ..hps.keypoint_input import SEEN, keypoint_model_input, seen_keypoints
-from ..model_inputs import DEFAULT_MIN_KEYPOINTS
+from ..hps.keypoint_input import DEFAULT_MIN_KEYPOINTS, SEEN, enough_seen, keypoint_model_input
 from ..synth.scene import SceneGenerator, SyntheticFrame
 from .keypoint_data import NUM_LANDMARKS, KeypointSamples
 from .landmark_calibration import observed_people
@@ -52,8 +51,7 @@ def frame_samples(frame: SyntheticFrame, landmarker: DetectionRunner,
     image_size = frame.image.shape[:2]
     found = [(person, body_keypoints(result)) for person, result in observed_people(frame, landmarker)
              if result.score >= SEEN]
-    readable = [(person, keypoints) for person, keypoints in found
-                if seen_keypoints(keypoints, image_size).sum() >= min_keypoints]
+    readable = [(person, keypoints) for person, keypoints in found if enough_seen(keypoints, image_size, min_keypoints)]
     if not readable:
         return _no_samples(len(frame.people[0].canonical_vertices))
     people = [person for person, _ in readable]
