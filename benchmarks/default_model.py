@@ -2,13 +2,14 @@
 default model is chosen on.
 
 - Synthetic, whole pipeline: rendered scenes (`synth.SceneGenerator`) of `--synthetic-seed` (the keypoint model
-  trained on sampled keypoints of seeds 100, 102 and 103 and on renders of seed 4000, its stages and the placement
-  were chosen on renders of seed 3000, the landmark fit used renders of seed 1000 and its measure seeds 2000 and
-  2001: none of these), every person at least 100 px tall and half visible, its true box given as the
-  detection (what an external detector gives); the estimator with each model, temporal stage off. The keypoint model
-  reads the landmark model's keypoints on the box (not the true ones). Official MPJPE, PA-MPJPE, PVE and PA-PVE (mm)
-  over the people every model published, and each model's published share; where the meshes are in the camera
-  frame: the error of the vertex centroid (root, mm) and the mean vertex reprojection error (pixels).
+  trained on sampled keypoints of seeds 100, 102 and 103 and on renders of seed 4000; its stages, the placement,
+  mirror averaging and the token decoding were chosen on renders of seed 3000; the landmark fit used renders of seed
+  1000 and its measure seeds 2000 and 2001: none of these), every person at least 100 px tall and half visible, its
+  true box given as the detection (what an external detector gives); the estimator with each model, temporal stage
+  off. The keypoint model reads the landmark model's keypoints on the box (not the true ones). Official MPJPE,
+  PA-MPJPE, PVE and PA-PVE (mm) over the people every model published, and each model's published share; where the
+  meshes are in the camera frame: the error of the vertex centroid (root, mm) and the mean vertex reprojection error
+  (pixels).
 - Real photographs (`../shared/bags`, three photographs, 60 frames; no 3D truth): persons from the built-in
   detector, as a camera-only user gets them. Per frame, the silhouette IoU of the rendered meshes against the
   person mask of an independent network (`detect.SelfieSegmenter`, probability >= 0.5); over all people, PCK at 0.1
@@ -19,12 +20,12 @@ default model is chosen on.
   recorded boxes: after one untimed pass over them, the fastest of `SPEED_PASSES` timed passes (each pass's figure
   is in the JSON).
 
-Each bundled model is measured as configured by default, and the default one also with `model.mirror_average` off
-(the row "..., one reading": each person read once, not averaged with its mirror image), with
-`model.orient_on_keypoints` off (the row "..., placed, not turned": moved onto the keypoints in the network's
-orientation) and with
-`model.place_on_keypoints` off (the row "..., network camera": the meshes where the network's crop camera puts
-them).
+Each bundled model is measured as configured by default and with `model.token_decoding` argmax (the rows "...,
+argmax tokens": the mesh of the most probable codes, as the official implementation decodes), and the default one
+also with `model.mirror_average` off (the row "..., one reading": each person read once, not averaged with its
+mirror image), with `model.orient_on_keypoints` off (the row "..., placed, not turned": moved onto the keypoints in
+the network's orientation) and with `model.place_on_keypoints` off (the row "..., network camera": the meshes
+where the network's crop camera puts them).
 
     python benchmarks/default_model.py [--synthetic-seed 3100] [--synthetic-frames 120] [--out benchmarks/results]
 
@@ -80,6 +81,8 @@ class Variant:
 
 def default_variants() -> dict[str, Variant]:
     variants = {name: Variant(path) for name, path in BUNDLED_MODELS.items()}
+    for name, path in BUNDLED_MODELS.items():
+        variants[f"{name}, argmax tokens"] = Variant(path, ("model.token_decoding=argmax",))
     variants[f"{DEFAULT_MODEL}, one reading"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL], ("model.mirror_average=false",))
     variants[f"{DEFAULT_MODEL}, placed, not turned"] = Variant(BUNDLED_MODELS[DEFAULT_MODEL],
                                                                ("model.orient_on_keypoints=false",))

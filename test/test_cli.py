@@ -106,11 +106,12 @@ def _recorded_call(monkeypatch, name: str, argv: list[str]) -> dict:
 
 def test_export_and_build_engine_defaults_are_the_library_ones(monkeypatch):
     export = _recorded_call(monkeypatch, "export_command", ["export", "--model", "m.pt", "--output", "m.onnx"])
-    assert (export["precision"], export["max_persons"], export["opset"], export["calibration_count"]) == \
-        ("fp32", 16, 17, 64)
+    assert (export["precision"], export["max_persons"], export["opset"], export["calibration_count"],
+            export["token_decoding"]) == ("fp32", 16, 17, 64, "expected")
     given = _recorded_call(monkeypatch, "export_command", ["export", "--model", "m.pt", "--output", "m.onnx",
-                                                           "--max-persons", "3", "--opset", "18"])
-    assert (given["max_persons"], given["opset"]) == (3, 18)
+                                                           "--max-persons", "3", "--opset", "18",
+                                                           "--token-decoding", "argmax"])
+    assert (given["max_persons"], given["opset"], given["token_decoding"]) == (3, 18, "argmax")
 
     build = _recorded_call(monkeypatch, "build_engine_command", ["build-engine", "--onnx", "m.onnx"])
     assert (build["precision"], build["device"], build["workspace_mb"]) == ("fp16", 0, 1024)

@@ -200,7 +200,7 @@ def test_a_malformed_override_is_reported_with_the_other_problems():
                                          '(strings; "*" = every class), found []'),
         ({"model": 3}, "model: expected a mapping of the section's keys (path, backend, precision, "
                        "engine_cache_dir, max_persons, device, threads, min_keypoints, place_on_keypoints, "
-                       "orient_on_keypoints, mirror_average), found 3"),
+                       "orient_on_keypoints, mirror_average, token_decoding), found 3"),
         ({"model": {"backend": "pytorch"}, "model.backend": "pytorch"},
          "model.backend: given twice (nested and as a dotted key)"),
     ],

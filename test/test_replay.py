@@ -375,7 +375,9 @@ def test_an_exported_graph_replays_like_the_model_file(tmp_path, configure, mode
     from vqhps_ros.hps import load_model
     from vqhps_ros.runtime import export_vqhps
 
-    graph = export_vqhps(load_model(model_file), tmp_path / "small.onnx", max_persons=4)
+    model = load_model(model_file)
+    model.set_token_decoding(configure().model.token_decoding)  # a graph decodes as it was exported
+    graph = export_vqhps(model, tmp_path / "small.onnx", max_persons=4)
     bag = write_bag(tmp_path / "in", frame_specs(6))
     onnx_config = load_config(overrides=[f"model.path={graph}", "model.backend=onnxruntime", "model.threads=1",
                                          "temporal.enabled=false", "persons.source=detections"])

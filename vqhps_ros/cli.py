@@ -326,6 +326,9 @@ def _add_export(commands) -> None:
                         help="most people per frame the TensorRT profile covers (default: runtime.DEFAULT_MAX_BATCH)")
     export.add_argument("--opset", type=int, help="ONNX opset (default: runtime.DEFAULT_OPSET)")
     export.add_argument("--calibration-dataset", type=Path, help="dataset folder of person crops (int8)")
+    export.add_argument("--token-decoding", choices=("expected", "argmax"),
+                        help="how the graph decodes its mesh: expected (probability-weighted codebook rows) or argmax "
+                             "(the official implementation's) (default: runtime.commands.export_command's)")
     export.add_argument("--calibration-count", type=int,
                         help="person crops int8 calibrates on (default: runtime.commands.DEFAULT_CALIBRATION_COUNT)")
     export.set_defaults(run=_run_export)
@@ -335,7 +338,8 @@ def _run_export(args) -> int:
     from .runtime.commands import export_command
 
     path = export_command(args.model, args.output, calibration_dataset=args.calibration_dataset,
-                          **_given_options(args, "precision", "max_persons", "opset", "calibration_count"))
+                          **_given_options(args, "precision", "max_persons", "opset", "calibration_count",
+                                           "token_decoding"))
     print(f"wrote {path}")
     return 0
 

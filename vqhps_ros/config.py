@@ -145,6 +145,12 @@ class ModelConfig(_Section):
     mirror_average: bool = _setting(True, "Models that read body keypoints (free body): also read each person's "
                                           "mirror image and average the two meshes (one more engine row per "
                                           "person); false: one reading.")
+    token_decoding: str = _setting("expected", "How the mesh is decoded from the token probabilities. expected: "
+                                               "each token's probability-weighted codebook row (a hesitant token "
+                                               "gives a mesh between its codes); argmax: the most probable code, "
+                                               "as the official implementation. Model files (.pt) only: an "
+                                               "exported graph (.onnx) decodes as it was exported.",
+                                   choices=("expected", "argmax"))
 
 
 @dataclass(frozen=True)

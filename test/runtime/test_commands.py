@@ -61,8 +61,11 @@ def test_export_command_writes_the_graph_with_its_source(model_file, tmp_path, c
     metadata = read_metadata(onnx.load(path))
     assert json.loads(metadata["vqhps_ros.source"]) == {"file": "small_model.pt", "sha256": file_sha256(model_file)}
     assert (metadata["vqhps_ros.precision"], metadata["vqhps_ros.max_batch"]) == ("fp32", "2")
+    assert metadata["vqhps_ros.token_decoding"] == "expected"
     with OnnxRuntimeEngine(path, threads=1) as engine:
         assert engine.infer(crops[:3]).verts.shape == (3, 162, 3)
+    argmax = export_command(model_file, tmp_path / "argmax.onnx", max_persons=2, token_decoding="argmax")
+    assert read_metadata(onnx.load(argmax))["vqhps_ros.token_decoding"] == "argmax"
 
 
 def test_int8_export_calibrates_on_the_dataset(model_file, dataset, tmp_path):

@@ -1,14 +1,20 @@
 """A keypoint-reading VQ-HPS through the package's file, export and engine path: same numbers on every backend,
 its input named and checked, and the estimator built from its file reading keypoints."""
 
+import copy
+import logging
+
 import numpy as np
 import pytest
 import torch
 
+from vqhps_ros.checkpoints import file_sha256
 from vqhps_ros.config import load_config
 from vqhps_ros.errors import CheckpointError, InputError
 from vqhps_ros.estimator import Estimator
 from vqhps_ros.hps import (
+    ARGMAX,
+    EXPECTED,
     VQHPS,
     KeypointMeshRegressor,
     KeypointRegressorConfig,
@@ -19,7 +25,8 @@ from vqhps_ros.hps import (
 from vqhps_ros.hps.checkpoint import PACKAGE_KEY
 from vqhps_ros.humans import POSE_KEYPOINT_SET
 from vqhps_ros.runtime import TENSORRT_OPS, OnnxRuntimeEngine, TorchEngine, export_vqhps, operator_types, read_metadata
-from vqhps_ros.runtime.signatures import INPUT_KEY
+from vqhps_ros.runtime.loading import load_engine
+from vqhps_ros.runtime.signatures import INPUT_KEY, TOKEN_DECODING_KEY
 
 onnx = pytest.importorskip("onnx")
 
@@ -103,3 +110,40 @@ def test_the_estimator_of_a_keypoint_model_file_reads_keypoints(keypoint_model, 
         assert estimator.inputs.min_keypoints == config.model.min_keypoints
     finally:
         estimator.close()
+
+
+def test_a_graph_exported_with_expected_decoding_says_so_and_matches_pytorch(keypoint_model, keypoints, tmp_path):
+    expected_model = copy.deepcopy(keypoint_model)
+    expected_model.set_token_decoding(EXPECTED)
+    graph = export_vqhps(expected_model, tmp_path / "expected.onnx", max_persons=4)
+    assert read_metadata(onnx.load(graph))[TOKEN_DECODING_KEY] == EXPECTED
+    with OnnxRuntimeEngine(graph, threads=1) as engine:
+        from_graph = engine.infer(keypoints)
+    with torch.no_grad():
+        from_torch, argmax = expected_model(torch.from_numpy(keypoints)), keypoint_model(torch.from_numpy(keypoints))
+    np.testing.assert_allclose(from_graph.verts, from_torch.verts.numpy(), atol=1e-4)
+    np.testing.assert_array_equal(from_graph.indices, argmax.indices.numpy())
+    assert np.abs(from_graph.verts - argmax.verts.numpy()).max() > 1e-3  # an untrained network hesitates
+
+
+def test_the_configured_decoding_reaches_the_engine_of_a_model_file_and_is_reported_for_graphs(
+        keypoint_model, keypoint_graph, keypoints, tmp_path, caplog):
+    path = tmp_path / "keypoints.pt"
+    save_model(keypoint_model, path)
+    outputs = {}
+    for decoding in (EXPECTED, ARGMAX):
+        config = load_config(overrides=[f"model.path={path}", "model.backend=onnxruntime", "model.threads=1",
+                                        f"model.token_decoding={decoding}", f"model.engine_cache_dir={tmp_path}"])
+        loaded = load_engine(config.model)
+        with loaded.engine as engine:
+            outputs[decoding] = engine.infer(keypoints).verts
+    assert sorted(graph.name for graph in (tmp_path / "graphs").iterdir()) == [
+        f"keypoints-{file_sha256(path)[:16]}-{decoding}.onnx" for decoding in (ARGMAX, EXPECTED)]
+    with torch.no_grad():
+        np.testing.assert_allclose(outputs[ARGMAX], keypoint_model(torch.from_numpy(keypoints)).verts, atol=1e-4)
+    assert np.abs(outputs[EXPECTED] - outputs[ARGMAX]).max() > 1e-3
+
+    graph_config = load_config(overrides=[f"model.path={keypoint_graph}", "model.backend=onnxruntime"])
+    with caplog.at_level(logging.WARNING, logger="vqhps_ros.runtime.loading"), load_engine(graph_config.model).engine:
+        pass
+    assert f"model.token_decoding expected does not apply to {keypoint_graph}, which decodes argmax" in caplog.text

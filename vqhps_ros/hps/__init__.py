@@ -38,7 +38,7 @@ from .keypoint_placement import KeypointPlacement, PlacementSettings
 from .keypoint_regressor import KeypointMeshRegressor, KeypointRegressorConfig
 from .mirror_average import MirrorAverage, mirrored_names, vertex_mirror
 from .mobilenet import MobileNetV2, MobileNetV2Trunk, load_imagenet_mobilenet_v2
-from .model import VQHPS, HPSOutput
+from .model import ARGMAX, EXPECTED, TOKEN_DECODINGS, VQHPS, HPSOutput
 from .predict import PersonMesh, crop_people, place_people, predict_people
 from .regressor import CROP_SIZE, MeshRegressor, RegressorConfig, RegressorOutput
 from .rotation import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_6d_to_matrix

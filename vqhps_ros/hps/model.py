@@ -1,4 +1,15 @@
-"""VQ-HPS inference: crops -> token logits -> argmax tokens -> Mesh-VQ-VAE decode -> rotated mesh (and joints)."""
+"""VQ-HPS inference: crops -> token logits -> tokens -> Mesh-VQ-VAE decode -> rotated mesh (and joints).
+
+Two ways to decode the mesh from the token logits (`TOKEN_DECODINGS`):
+
+* argmax: the Mesh-VQ-VAE decodes the most probable code of each token, as the official implementation does;
+* expected: it decodes each token's expected codebook row under the predicted distribution, softmax(logits) @
+  codebook. Where the network hesitates between codes, this mesh lies between theirs instead of jumping to one of
+  them; for a confident network the two agree. The decoder never saw such latents in training, but on the bundled
+  models it is the more accurate mesh (README, "Token decoding").
+
+Either way the published tokens and their confidences are the argmax codes and their probabilities.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +24,9 @@ from ..mesh_vq import MeshVQVAE
 from .keypoint_regressor import KeypointMeshRegressor
 from .regressor import CROP_SIZE, POSE_INIT_DIM, MeshRegressor
 from .rotation import rotation_6d_to_matrix
+
+ARGMAX, EXPECTED = "argmax", "expected"
+TOKEN_DECODINGS = (ARGMAX, EXPECTED)
 
 
 class HPSOutput(NamedTuple):
@@ -34,7 +48,8 @@ class VQHPS(nn.Module):
     The regressor reads the crop's pixels (`MeshRegressor`) or its body keypoints (`KeypointMeshRegressor`).
 
     pose_init: (51,) the 17 H36M joints of the T-pose mesh, the regressor's second input (a constant at inference).
-    joint_regressor: (J, V) matrix applied to the rotated mesh.
+    joint_regressor: (J, V) matrix applied to the rotated mesh. token_decoding: one of TOKEN_DECODINGS (module
+    docstring); argmax, the official behaviour, unless set.
     """
 
     def __init__(self, regressor: MeshRegressor | KeypointMeshRegressor, mesh_vqvae: MeshVQVAE, pose_init: torch.Tensor,
@@ -60,6 +75,7 @@ class VQHPS(nn.Module):
         self.register_buffer("joint_regressor", joint_regressor, persistent=False)
         self.joint_names = tuple(joint_names)
         self.faces = None if faces is None else _checked_faces(faces, mesh_vqvae.num_vertices)
+        self.token_decoding = ARGMAX
 
     @property
     def num_vertices(self) -> int:
@@ -69,6 +85,10 @@ class VQHPS(nn.Module):
         """Upstream's batch-coupled token head (reproduces the paper's batched evaluation); off by default."""
         self.regressor.transformer.dec_head.official_batching = enabled
 
+    def set_token_decoding(self, decoding: str) -> None:
+        """How `forward` decodes the mesh: one of TOKEN_DECODINGS."""
+        self.token_decoding = checked_token_decoding(decoding)
+
     def forward(self, crops: torch.Tensor) -> HPSOutput:
         """crops: (B, 3, 224, 224) ImageNet-normalised RGB, or what the regressor reads instead (a
         `KeypointMeshRegressor`: (B, 33, 3) keypoints)."""
@@ -77,16 +97,30 @@ class VQHPS(nn.Module):
         pose_init = self.pose_init.to(crops.dtype).expand(crops.shape[0], -1)
         return self.decode_regression(*self.regressor(crops, pose_init))
 
-    def decode_regression(self, logits: torch.Tensor, rot6d: torch.Tensor, cam: torch.Tensor) -> HPSOutput:
-        """The regressor's outputs -> argmax tokens, confidences, decoded and rotated mesh, joints."""
+    def decode_regression(self, logits: torch.Tensor, rot6d: torch.Tensor, cam: torch.Tensor,
+                          token_decoding: str | None = None) -> HPSOutput:
+        """The regressor's outputs -> argmax tokens, confidences, decoded and rotated mesh, joints. The mesh is
+        decoded as `token_decoding` says (default: the model's). Argmax decoding carries no gradient; the expected
+        one passes gradients to the logits (training through a soft mesh, `train.hps`)."""
         indices = logits.argmax(dim=-1)
-        confidence = torch.softmax(logits.float(), dim=-1).gather(-1, indices.unsqueeze(-1)).squeeze(-1)
-        with torch.no_grad():
-            verts_canonical = self.mesh_vqvae.decode_latent(self.mesh_vqvae.vq_vae.lookup(indices))
+        probabilities = torch.softmax(logits.float(), dim=-1)
+        confidence = probabilities.gather(-1, indices.unsqueeze(-1)).squeeze(-1)
+        if checked_token_decoding(token_decoding or self.token_decoding) == EXPECTED:
+            codebook = self.mesh_vqvae.vq_vae.codebook
+            verts_canonical = self.mesh_vqvae.decode_latent(probabilities.to(codebook.dtype) @ codebook)
+        else:
+            with torch.no_grad():
+                verts_canonical = self.mesh_vqvae.decode_latent(self.mesh_vqvae.vq_vae.lookup(indices))
         rotmat = rotation_6d_to_matrix(rot6d)
         verts = torch.matmul(verts_canonical.to(rotmat.dtype), rotmat.transpose(1, 2))
         joints = None if self.joint_regressor is None else torch.matmul(self.joint_regressor.to(verts.dtype), verts)
         return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
+
+
+def checked_token_decoding(decoding: str) -> str:
+    if decoding not in TOKEN_DECODINGS:
+        raise InputError(f"token decoding must be one of {TOKEN_DECODINGS}, got {decoding!r}")
+    return decoding
 
 
 def _checked_faces(faces, num_vertices: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..checkpoints import file_sha256
 from ..errors import CheckpointError, InputError
+from ..hps import EXPECTED
 from .calibration import load_dataset_samples
 from .export import DEFAULT_MAX_BATCH, DEFAULT_OPSET, export_vqhps
 from .quantize import quantize_vqhps
@@ -21,8 +22,10 @@ DEFAULT_CALIBRATION_COUNT = 64  # person crops an int8 export calibrates on
 def export_command(model_path: str | Path, output: str | Path, precision: str = "fp32",
                    max_persons: int = DEFAULT_MAX_BATCH, opset: int = DEFAULT_OPSET,
                    calibration_dataset: str | Path | None = None,
-                   calibration_count: int = DEFAULT_CALIBRATION_COUNT) -> Path:
+                   calibration_count: int = DEFAULT_CALIBRATION_COUNT, token_decoding: str = EXPECTED) -> Path:
     """Export a model file (written by `save_model`) to ONNX; returns the path written.
+
+    token_decoding: how the graph decodes its mesh (`hps.TOKEN_DECODINGS`; the configuration's default, expected).
 
     fp32 / fp16: the whole-model graph of that precision (fp16: for TensorRT 10.12+ strongly typed engines).
     int8: the fp32 graph is written beside the output (`<output stem>.fp32.onnx`), then quantised with
@@ -38,6 +41,7 @@ def export_command(model_path: str | Path, output: str | Path, precision: str = 
     if not model_path.is_file():
         raise CheckpointError(f"model file {model_path} does not exist")
     model = load_model(model_path)
+    model.set_token_decoding(token_decoding)
     source = {"file": model_path.name, "sha256": file_sha256(model_path)}
     if precision != "int8":
         return export_vqhps(model, output, max_persons, opset, precision, source)

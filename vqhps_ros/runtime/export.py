@@ -46,6 +46,7 @@ from .signatures import (
     PRECISION_KEY,
     REGRESSOR_CONFIG_KEY,
     SOURCE_KEY,
+    TOKEN_DECODING_KEY,
     VQHPS_GRAPH,
     VQHPS_INPUT_SHAPES,
     GraphSignature,
@@ -214,6 +215,7 @@ def vqhps_metadata(model: VQHPS, max_persons: int, precision: str,
         NUM_JOINTS_KEY: str(joints),
         PRECISION_KEY: precision,
         INPUT_KEY: model_input(model),
+        TOKEN_DECODING_KEY: model.token_decoding,
     })  # fmt: skip
     if source:
         entries[SOURCE_KEY] = json.dumps(dict(source), sort_keys=True)

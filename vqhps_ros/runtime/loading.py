@@ -5,6 +5,10 @@ graph (`.onnx`). A model file runs on every backend: for TensorRT and ONNX Runti
 the cache folder, keyed by the file's sha256, and the graph is reused from then on. A graph runs on TensorRT and ONNX
 Runtime only (the PyTorch backend needs the model file), and its metadata carries everything to publish (faces,
 joint names, token counts), so a robot needs no checkpoint.
+
+`model.token_decoding` (`hps.TOKEN_DECODINGS`) is part of what a model file's graph computes: it is set on the model
+and names its exported graph. An exported graph decodes as it was exported (its metadata says how); a configuration
+that asks otherwise is reported, not obeyed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckpointError, InputError
+from ..hps import ARGMAX
 from ..humans import MeshTopology
+from .signatures import TOKEN_DECODING_KEY
 from .topology import mesh_topology_from_metadata, read_graph_metadata
 
 LOG = logging.getLogger(__name__)
@@ -47,11 +53,14 @@ def load_engine(model_config) -> LoadedModel:
             raise InputError(f"model.path {source} is an ONNX graph, which the pytorch backend cannot run; give a "
                              "model file (.pt) or choose backend auto, onnxruntime or tensorrt")
         engine = create_engine(model_config.backend, onnx_path=source, **options)
-        return LoadedModel(engine, mesh_topology_from_metadata(read_graph_metadata(source), str(source)), source)
+        metadata = read_graph_metadata(source)
+        report_graph_decoding(metadata, model_config.token_decoding, source)
+        return LoadedModel(engine, mesh_topology_from_metadata(metadata, str(source)), source)
     from ..hps import load_model
     from .export import model_topology
 
     model = load_model(source)
+    model.set_token_decoding(model_config.token_decoding)
     onnx_path = None
     if model_config.backend in ("auto", "onnxruntime", "tensorrt") and _onnx_available():
         onnx_path = exported_graph(model, source, cache_dir or default_cache_dir())
@@ -75,13 +84,23 @@ def resolve_model_path(path: str) -> Path:
     return resolved
 
 
+def report_graph_decoding(metadata: dict[str, str], configured: str, graph: Path) -> str:
+    """How an exported graph decodes its mesh; a warning when the configuration asks for another decoding."""
+    decoding = metadata.get(TOKEN_DECODING_KEY, ARGMAX)
+    if decoding != configured:
+        LOG.warning("model.token_decoding %s does not apply to %s, which decodes %s; export the model file with "
+                    "--token-decoding %s, or give the model file", configured, graph, decoding, configured)
+    return decoding
+
+
 def exported_graph(model, model_path: Path, cache_dir: Path) -> Path:
-    """The fp32 ONNX graph of `model`, exported on first use into `cache_dir/graphs/<sha256 of the file>.onnx`."""
+    """The fp32 ONNX graph of `model` (with its token decoding), exported on first use into
+    `cache_dir/graphs/<file stem>-<sha256 of the file>-<decoding>.onnx`."""
     from .commands import file_sha256
     from .export import export_vqhps
 
     digest = file_sha256(model_path)
-    graph = cache_dir / GRAPHS_SUBDIR / f"{model_path.stem}-{digest[:16]}.onnx"
+    graph = cache_dir / GRAPHS_SUBDIR / f"{model_path.stem}-{digest[:16]}-{model.token_decoding}.onnx"
     if graph.is_file():
         return graph
     LOG.info("exporting %s to %s (once; later runs reuse it)", model_path, graph)

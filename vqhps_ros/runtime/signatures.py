@@ -34,6 +34,7 @@ PRECISION_KEY = "vqhps_ros.precision"
 QUANTIZATION_KEY = "vqhps_ros.quantization"
 SOURCE_KEY = "vqhps_ros.source"
 INPUT_KEY = "vqhps_ros.input"  # what the whole graph reads: CROPS or KEYPOINTS (files without it read crops)
+TOKEN_DECODING_KEY = "vqhps_ros.token_decoding"  # how the graph decodes its mesh (files without it: argmax)
 
 CROPS = "crops"
 CROP_SIZE = 224

@@ -11,10 +11,10 @@ The published confidence of a held token that is not this frame's argmax is an u
 the argmax took `p`, so any other token has at most `1 - p`; it is also capped by the held token's own last
 probability.
 
-What the tokens then describe: the published vertices come from the network's decoding of this frame's argmax
-tokens, smoothed by the body filter (the decoder is inside the exported graph, so stabilised tokens are not decoded
-again). The held tokens are a stable, slightly delayed description of the same body: decoding them gives the
-smoothed mesh only approximately.
+What the tokens then describe: the published vertices come from the network's decoding of this frame's tokens
+(their argmax codes or their expected codebook rows, `model.token_decoding`), smoothed by the body filter (the
+decoder is inside the exported graph, so stabilised tokens are not decoded again). The held tokens are a stable,
+slightly delayed description of the same body: decoding them gives the smoothed mesh only approximately.
 """
 
 from __future__ import annotations

@@ -48,7 +48,9 @@ from ..body.joints import H36M_17_JOINT_NAMES, H36M_TO_J17, load_regressor_matri
 from ..checkpoints import extract_state_dict, read_checkpoint, same_state_dict
 from ..errors import CheckpointError, InputError
 from ..hps import (
+    ARGMAX,
     BACKBONE_NAMES,
+    EXPECTED,
     VQHPS,
     HPSOutput,
     MeshRegressor,
@@ -61,7 +63,6 @@ from ..hps import (
     weak_perspective_project,
 )
 from ..hps.checkpoint import PACKAGE_KEY, load_regressor_state
-from ..hps.rotation import rotation_6d_to_matrix
 from ..mesh_vq import MeshVQVAE, load_mesh_vqvae
 from ..metrics import evaluate_meshes
 from .hps_data import (
@@ -183,7 +184,7 @@ def hps_losses(output: HPSOutput, tokens: torch.Tensor, rotation: torch.Tensor, 
 def soft_mesh_output(model: VQHPS, crops: torch.Tensor) -> HPSOutput:
     """`model(crops)` with the mesh decoded from softmax(logits) @ codebook, differentiable in the logits (the
     Mesh-VQ-VAE's weights stay frozen). Indices and confidences are still those of the argmax tokens."""
-    return _soft_decode(model, *_regress(model, crops, with_features=False)[0])
+    return model.decode_regression(*_regress(model, crops, with_features=False)[0], token_decoding=EXPECTED)
 
 
 def _regress(model: VQHPS, crops: torch.Tensor, with_features: bool):
@@ -196,23 +197,13 @@ def _regress(model: VQHPS, crops: torch.Tensor, with_features: bool):
     return RegressorOutput(model.regressor.logits_from_features(features), rot6d, cam), features
 
 
-def _soft_decode(model: VQHPS, logits: torch.Tensor, rot6d: torch.Tensor, cam: torch.Tensor) -> HPSOutput:
-    probabilities = torch.softmax(logits.float(), dim=-1)
-    confidence, indices = probabilities.max(dim=-1)
-    verts_canonical = model.mesh_vqvae.decode_latent(probabilities @ model.mesh_vqvae.vq_vae.codebook)
-    rotmat = rotation_6d_to_matrix(rot6d)
-    verts = torch.matmul(verts_canonical, rotmat.transpose(1, 2))
-    joints = None if model.joint_regressor is None else torch.matmul(model.joint_regressor, verts)
-    return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
-
-
 def _batch_losses(model: VQHPS, batch: dict, config: HPSTrainConfig, device: torch.device, soft_mesh: bool = False,
                   keypoint_head: KeypointHeatmapHead | None = None):
     canonical = batch["canonical_vertices"].to(device)
     with torch.no_grad():
         tokens = model.mesh_vqvae.encode(canonical)
     regression, features = _regress(model, batch["image"].to(device), with_features=keypoint_head is not None)
-    output = _soft_decode(model, *regression) if soft_mesh else model.decode_regression(*regression)
+    output = model.decode_regression(*regression, token_decoding=EXPECTED if soft_mesh else ARGMAX)
     heatmap_logits = None if keypoint_head is None else keypoint_head(features)
     losses = hps_losses(output, tokens, batch["rotation"].to(device), batch["keypoints"].to(device), canonical,
                         config, heatmap_logits)
