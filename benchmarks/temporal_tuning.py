@@ -249,7 +249,7 @@ class Tuner:
     def _estimator(self, stage) -> Estimator:
         base = self.estimator
         return Estimator(base.engine, base.topology, base.person_source, stage, base.config, base.inputs,
-                         placement=base.placement)
+                         placement=base.placement, mirror=base.mirror)
 
     def descend(self, settings, sweeps: int):
         best, parts = self.evaluate(settings)
@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(overrides=["model.backend=onnxruntime", f"model.engine_cache_dir={work / 'engines'}"])
     with Estimator.from_config(config) as loaded:
         estimator = Estimator(CachingEngine(loaded.engine), loaded.topology, loaded.person_source, PassThrough(),
-                              config, CachingInputs(loaded.inputs), placement=loaded.placement)
+                              config, CachingInputs(loaded.inputs), placement=loaded.placement,
+                              mirror=loaded.mirror)
         tuner = Tuner([Sequence(bag) for bag in bags], estimator, args.lag_budget, args.root_lag_budget)
         settings, best, parts = tuner.descend(dataclasses.replace(TemporalConfig(), **START), args.sweeps)
     chosen = {key: getattr(settings, key) for key in GRID}
