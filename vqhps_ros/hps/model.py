@@ -87,7 +87,7 @@ class VQHPS(nn.Module):
 
     def set_token_decoding(self, decoding: str) -> None:
         """How `forward` decodes the mesh: one of TOKEN_DECODINGS."""
-        self.token_decoding = checked_token_decoding(decoding)
+        self.token_decoding = _checked_token_decoding(decoding)
 
     def forward(self, crops: torch.Tensor) -> HPSOutput:
         """crops: (B, 3, 224, 224) ImageNet-normalised RGB, or what the regressor reads instead (a
@@ -105,7 +105,7 @@ class VQHPS(nn.Module):
         indices = logits.argmax(dim=-1)
         probabilities = torch.softmax(logits.float(), dim=-1)
         confidence = probabilities.gather(-1, indices.unsqueeze(-1)).squeeze(-1)
-        if checked_token_decoding(token_decoding or self.token_decoding) == EXPECTED:
+        if _checked_token_decoding(token_decoding or self.token_decoding) == EXPECTED:
             codebook = self.mesh_vqvae.vq_vae.codebook
             verts_canonical = self.mesh_vqvae.decode_latent(probabilities.to(codebook.dtype) @ codebook)
         else:
@@ -117,7 +117,7 @@ class VQHPS(nn.Module):
         return HPSOutput(logits, indices, confidence, rot6d, rotmat, cam, verts_canonical, verts, joints)
 
 
-def checked_token_decoding(decoding: str) -> str:
+def _checked_token_decoding(decoding: str) -> str:
     if decoding not in TOKEN_DECODINGS:
         raise InputError(f"token decoding must be one of {TOKEN_DECODINGS}, got {decoding!r}")
     return decoding
