@@ -164,7 +164,9 @@ def measure_node(person_source: str, cache: Path, args, probe: Probe, spin) -> l
         probe.diagnostics = {}
         for _ in range(120):  # start-up: export of the model to ONNX, engine warm-up
             spin(1.0)
-            if probe.diagnostics and node_pid():
+            # the new node's own diagnostics: a late message of the node before it would be the baseline of the
+            # drop count, which then comes out negative
+            if probe.diagnostics.get("images_received") == "0" and node_pid():
                 break
         pid = node_pid()
         return [measure(person_source, rate, args.seconds, probe, spin, pid) for rate in args.rates]
