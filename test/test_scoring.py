@@ -65,8 +65,12 @@ def truth_human(truth, row, vertices, id_of_track) -> Human:
 def test_a_replay_of_the_truth_scores_zero(tmp_path):
     truth = load_truth(TRUTH)
     frames = write_replay_of_truth(tmp_path / "perfect", truth, lambda track, frame: f"t{track}")
-    scores = score_replay(tmp_path / "perfect", TRUTH).summary()
+    scored = score_replay(tmp_path / "perfect", TRUTH)
+    scores = scored.summary()
     replayed = np.isin(truth["stamp_ns"], np.unique(truth["stamp_ns"])[:frames])
+    # every matched true person has its own error, under its truth row
+    assert sorted(scored.row_mpjpe_mm) == np.flatnonzero(replayed & truth["detected"]).tolist()
+    assert max(scored.row_mpjpe_mm.values()) < 0.01
     assert scores["frames"] == frames and scores["true_people"] == replayed.sum()
     assert scores["matched"] == scores["published_humans"] == (replayed & truth["detected"]).sum() > frames
     assert scores["id_switches"] == 0

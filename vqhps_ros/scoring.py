@@ -61,6 +61,8 @@ class Scores:
     detected_people: int | None = None  # truth rows the detector reported (None: the truth does not say)
     detected_matched: int = 0
     frame_mpjpe_mm: list[tuple[int, float]] = field(default_factory=list)  # (frame index, mean over matches)
+    # truth row -> MPJPE of the human matched to it: compares two replays on the people both of them published
+    row_mpjpe_mm: dict[int, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
         def mean(values):
@@ -103,6 +105,7 @@ def score_published(published: dict[int, list[PublishedHuman]], truth: dict[str,
             estimated, true = human.joints[None].astype(np.float64), truth["joints_h36m_camera"][row][None]
             scores.matched += 1
             frame_errors.append(float(mpjpe(estimated, true)[0]))
+            scores.row_mpjpe_mm[int(row)] = frame_errors[-1]
             scores.pa_mpjpe_mm.append(float(pa_mpjpe(estimated, true)[0]))
             scores.pelvis_error_mm.append(float(1000 * np.linalg.norm(estimated[0, 0] - true[0, 0])))
             true_vertices = vertex_truth.vertices(row, len(human.vertices))
