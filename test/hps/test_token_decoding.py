@@ -59,7 +59,7 @@ def test_a_hesitant_token_decodes_between_its_two_codes(model):
                                rtol=0, atol=0.01)
 
 
-def test_the_model_decodes_argmax_unless_set_and_refuses_unknown_decodings(model):
+def test_the_model_decodes_argmax_unless_set_and_refuses_unknown_decodings():
     fresh = load_image_model()
     assert fresh.token_decoding == ARGMAX
     crops = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))

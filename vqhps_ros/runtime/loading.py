@@ -84,13 +84,12 @@ def resolve_model_path(path: str) -> Path:
     return resolved
 
 
-def report_graph_decoding(metadata: dict[str, str], configured: str, graph: Path) -> str:
-    """How an exported graph decodes its mesh; a warning when the configuration asks for another decoding."""
+def report_graph_decoding(metadata: dict[str, str], configured: str, graph: Path) -> None:
+    """A warning when an exported graph decodes its mesh otherwise than the configuration asks."""
     decoding = metadata.get(TOKEN_DECODING_KEY, ARGMAX)
     if decoding != configured:
         LOG.warning("model.token_decoding %s does not apply to %s, which decodes %s; export the model file with "
                     "--token-decoding %s, or give the model file", configured, graph, decoding, configured)
-    return decoding
 
 
 def exported_graph(model, model_path: Path, cache_dir: Path) -> Path:
