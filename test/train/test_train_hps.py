@@ -26,6 +26,7 @@ from vqhps_ros.hps import (
     project_points,
     weak_perspective_project,
 )
+from vqhps_ros.hps.backbones import build_backbone, frozen_prefix
 from vqhps_ros.mesh_vq import MeshVQVAE, build_hierarchy, hierarchy_config, load_mesh_vqvae, save_mesh_vqvae
 from vqhps_ros.train.hps import (
     HPSTrainConfig,
@@ -381,13 +382,34 @@ def test_command_line_starts_a_mobilenet_from_imagenet_weights(datasets, mesh_vq
               "--batch-size", "4", "--num-workers", "0", "--device", "cpu"]
     assert main([*common, "--pretrained-backbone", "--output", str(tmp_path / "pretrained.pt")]) == 0
     assert main([*common, "--output", str(tmp_path / "scratch.pt")]) == 0
-    imagenet = load_imagenet_state_dict()["features.0.0.weight"]
+    assert main([*common, "--pretrained-backbone", "--frozen-backbone-blocks", "14",
+                 "--output", str(tmp_path / "frozen.pt")]) == 0
+    imagenet = load_imagenet_state_dict()
     first_layer = "backbone_pose.features.0.0.weight"
     pretrained = load_model(tmp_path / "pretrained.pt").regressor.state_dict()
     scratch = load_model(tmp_path / "scratch.pt").regressor.state_dict()
+    frozen = load_model(tmp_path / "frozen.pt").regressor.state_dict()
     assert first_layer in pretrained
     # Two training steps move the ImageNet filters a little; a random start stays far from them.
-    assert (pretrained[first_layer] - imagenet).norm() < 0.1 * (scratch[first_layer] - imagenet).norm()
+    assert not torch.equal(pretrained[first_layer], imagenet["features.0.0.weight"])
+    assert ((pretrained[first_layer] - imagenet["features.0.0.weight"]).norm()
+            < 0.1 * (scratch[first_layer] - imagenet["features.0.0.weight"]).norm())
+    # Frozen blocks keep ImageNet's weights and BatchNorm statistics exactly, in both branches; later blocks train.
+    for branch in ("backbone_pose", "backbone_rot"):
+        for name in ("features.0.0.weight", "features.0.1.running_mean", "features.13.conv.3.running_var"):
+            assert torch.equal(frozen[f"{branch}.{name}"], imagenet[name]), (branch, name)
+        assert not torch.equal(frozen[f"{branch}.features.14.conv.0.0.weight"], imagenet["features.14.conv.0.0.weight"])
+
+
+def test_only_mobilenet_blocks_can_be_frozen_and_only_as_many_as_there_are():
+    mobilenet = build_backbone("mobilenet_v2")
+    assert len(frozen_prefix("mobilenet_v2", mobilenet, 14)) == 14
+    with pytest.raises(InputError, match="has 19 feature blocks; cannot freeze 20"):
+        frozen_prefix("mobilenet_v2", mobilenet, 20)
+    with pytest.raises(InputError, match="only mobilenet_v2 backbones can keep blocks frozen, found 'resnet18'"):
+        frozen_prefix("resnet18", build_backbone("resnet18"), 3)
+    with pytest.raises(InputError, match="frozen_backbone_blocks must be >= 0, found -1"):
+        HPSTrainConfig(frozen_backbone_blocks=-1)
 
 
 def test_reprojection_loss_compares_reordered_joints_weighted_by_confidence():

@@ -126,6 +126,21 @@ def load_pretrained_backbones(name: str, *backbones: nn.Module) -> None:
         backbone.load_state_dict(state, strict=True)
 
 
+def frozen_prefix(name: str, backbone: nn.Module, blocks: int) -> nn.Sequential:
+    """The first ``blocks`` feature blocks of a ``mobilenet_v2`` backbone, the part that training may leave fixed.
+
+    Back-propagating through depthwise convolutions is slow on CPUs (a MobileNetV2 step costs about three times its
+    forward pass there); an ImageNet trunk whose early blocks keep their weights trains at little more than the
+    forward pass's cost. InputError for another backbone or a count outside [0, 19].
+    """
+    if name not in MOBILENET_NAMES:
+        raise InputError(f"only {', '.join(MOBILENET_NAMES)} backbones can keep blocks frozen, found {name!r}")
+    total = len(backbone.features)
+    if not 0 <= blocks <= total:
+        raise InputError(f"a {name} backbone has {total} feature blocks; cannot freeze {blocks}")
+    return backbone.features[:blocks]
+
+
 @dataclass(frozen=True)
 class ComputeCost:
     """Size and arithmetic of one forward pass of a module on one image."""

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from ..body.joints import H36M_17_JOINT_NAMES, H36M_TO_J17, load_regressor_matrix
@@ -62,6 +63,7 @@ from ..hps import (
     save_model,
     weak_perspective_project,
 )
+from ..hps.backbones import frozen_prefix
 from ..hps.checkpoint import PACKAGE_KEY, load_regressor_state
 from ..mesh_vq import MeshVQVAE, load_mesh_vqvae
 from ..metrics import evaluate_meshes
@@ -140,10 +142,24 @@ def build_hps_model(mesh_vqvae: MeshVQVAE, backbone: str, h36m_regressor, tpose,
     return model
 
 
+def freeze_backbone_blocks(model: VQHPS, blocks: int) -> None:
+    """Turn off the gradients of the first `blocks` feature blocks of both backbones (`frozen_backbone_blocks`);
+    `_training_mode` then keeps their BatchNorm statistics too. Nothing to do for 0."""
+    if blocks == 0:
+        return
+    regressor = model.regressor
+    for backbone in (regressor.backbone_pose, regressor.backbone_rot):
+        frozen_prefix(regressor.config.backbone, backbone, blocks).requires_grad_(False)
+
+
 def _training_mode(model: VQHPS, keypoint_head: KeypointHeatmapHead | None = None) -> None:
-    """Regressor (and auxiliary head) in training mode; the Mesh-VQ-VAE stays in eval mode (frozen, as upstream)."""
+    """Regressor (and auxiliary head) in training mode; the Mesh-VQ-VAE stays in eval mode (frozen, as upstream),
+    and so does every BatchNorm whose weights are frozen: a block kept fixed keeps its statistics as well."""
     model.train()
     model.mesh_vqvae.eval()
+    for layer in model.regressor.modules():
+        if isinstance(layer, nn.BatchNorm2d) and not layer.weight.requires_grad:
+            layer.eval()
     if keypoint_head is not None:
         keypoint_head.train()
 
@@ -231,7 +247,9 @@ def train_hps(model: VQHPS, train_data: HPSDataset, validation_data: HPSDataset 
     model.to(device)
     model.mesh_vqvae.requires_grad_(False)
     keypoint_head = _keypoint_head(model, config, device)
-    trained = [*model.regressor.parameters(), *(keypoint_head.parameters() if keypoint_head else ())]
+    freeze_backbone_blocks(model, config.frozen_backbone_blocks)
+    trained = [parameter for parameter in model.regressor.parameters() if parameter.requires_grad]
+    trained += keypoint_head.parameters() if keypoint_head else ()
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
     start_epoch, step = _resume(model, optimizer, scheduler, resume, keypoint_head) if resume else (0, 0)

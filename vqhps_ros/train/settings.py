@@ -68,6 +68,9 @@ class HPSTrainConfig:
     vertex_weight: float = 0.0  # not upstream's: trains through a soft-decoded mesh (see the `hps` module docstring)
     heatmap_weight: float = 0.0  # not upstream's: auxiliary keypoint heatmaps on the pose backbone's features
     box_rescale: float = 1.2
+    # Not upstream's: the first N feature blocks of both (mobilenet_v2) backbones keep their starting weights and
+    # BatchNorm statistics, for ImageNet trunks fine-tuned on a CPU (see `backbones.frozen_prefix`).
+    frozen_backbone_blocks: int = 0
     # The augmentation defaults are AugmentationSettings' own (flat here: each field is a command-line option).
     flip_probability: float = AugmentationSettings.flip_probability
     rotation_probability: float = AugmentationSettings.rotation_probability
@@ -85,6 +88,8 @@ class HPSTrainConfig:
         for name in ("epochs", "batch_size", "lr_step_epochs", "validate_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, found {getattr(self, name)}")
+        if self.frozen_backbone_blocks < 0:
+            raise InputError(f"frozen_backbone_blocks must be >= 0, found {self.frozen_backbone_blocks}")
         if self.num_workers < 0:
             raise InputError(f"num_workers must be >= 0, found {self.num_workers}")
         for name in ("lr", "box_rescale", "mirror_tolerance"):
