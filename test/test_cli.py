@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 from meshes import icosphere
 
 from vqhps_ros.cli import build_parser, main
@@ -112,6 +113,16 @@ def test_export_and_build_engine_defaults_are_the_library_ones(monkeypatch):
                                                            "--max-persons", "3", "--opset", "18",
                                                            "--token-decoding", "argmax"])
     assert (given["max_persons"], given["opset"], given["token_decoding"]) == (3, 18, "argmax")
+
+    # The parser names the decodings itself (it imports no torch): they must stay the model's.
+    from vqhps_ros.hps import TOKEN_DECODINGS
+
+    with pytest.raises(SystemExit):
+        main(["export", "--model", "m.pt", "--output", "m.onnx", "--token-decoding", "nearest"])
+    for decoding in TOKEN_DECODINGS:
+        chosen = _recorded_call(monkeypatch, "export_command", ["export", "--model", "m.pt", "--output", "m.onnx",
+                                                                "--token-decoding", decoding])
+        assert chosen["token_decoding"] == decoding
 
     build = _recorded_call(monkeypatch, "build_engine_command", ["build-engine", "--onnx", "m.onnx"])
     assert (build["precision"], build["device"], build["workspace_mb"]) == ("fp16", 0, 1024)
