@@ -15,7 +15,8 @@ shipped copy, `vqhps_ros/models/free_body_keypoint_vqhps.pt` (inference only, fl
 `checkpoints.inference_checkpoint`); `benchmarks/default_model.py` measures it. The shipped model: `--samples 200000
 --steps 40000 --minutes 95` (seeds and sizes at their defaults), then `--init` that file `--samples 100000 --seed 102
 --learning-rate 5e-4 --steps 40000 --minutes 60`, then `--init` that one `--samples 60000 --seed 103 --rendered-frames
-14000 --rendered-seed 4000 --learning-rate 3e-4 --steps 40000 --minutes 45 --bundle`.
+14000 --rendered-seed 4000 --learning-rate 3e-4 --steps 40000 --minutes 45`, then `--init` that one `--samples 50000
+--seed 104 --rendered-frames 16000 --rendered-seed 5000 --learning-rate 2e-4 --steps 40000 --minutes 45 --bundle`.
 """
 
 from __future__ import annotations
