@@ -2,8 +2,8 @@
 (the keypoint model: within 1.25x of its card's PA-MPJPE, reading the landmark model's keypoints on renders).
 
 The held-out people are rendered here with a seed that neither the training sets (seed 0; the keypoint model's
-rendered people, seed 4000) nor the card's test sets (seeds 1000 and 3100) used. A few dozen people give a noisy
-mean, so this is a regression guard, not a measurement.
+rendered people, seeds 4000 and 5000) nor the card's test sets (seeds 1000 and 3100) used. A few dozen people give a
+noisy mean, so this is a regression guard, not a measurement.
 """
 
 import pytest
@@ -27,8 +27,8 @@ from vqhps_ros.train.mesh_vq import load_meshes, validate
 HELD_OUT_SEED = 2024
 HELD_OUT_FRAMES = 24
 CARD_FACTOR = 1.5
-SIZE_LIMIT_MB = 25.0
-KEYPOINT_CARD_PA_MPJPE_MM = 60.9  # MODEL_CARD.md: the keypoint model read once on 181 rendered people of seed 3100
+SIZE_LIMIT_MB = 30.0  # float16 files; float32 by mistake would be about twice as large
+KEYPOINT_CARD_PA_MPJPE_MM = 60.2  # MODEL_CARD.md: the keypoint model read once on 181 rendered people of seed 3100
 KEYPOINT_CARD_FACTOR = 1.25
 
 
@@ -51,7 +51,7 @@ def test_the_bundle_loads_and_its_models_fit_together(card):
     assert model.faces is not None and model.faces.max() == 1228
     for key, value in mesh_vqvae.state_dict().items():
         assert torch.equal(model.mesh_vqvae.state_dict()[key], value), f"the regressor decodes with another {key}"
-    assert model.regressor.config.backbone == card["vqhps"]["regressor"]["backbone"] == "resnet18_quarter"
+    assert model.regressor.config.backbone == card["vqhps"]["regressor"]["backbone"] == "mobilenet_v2"
     assert IMAGE_MODEL.stat().st_size + DEMO_MESH_VQVAE.stat().st_size < SIZE_LIMIT_MB * 1e6
 
 

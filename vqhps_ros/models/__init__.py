@@ -3,7 +3,8 @@
 - `keypoints` (the default): reads the 33 body keypoints of the built-in detector's landmark model, trained on
   sampled free-body people with that model's measured noise, and on rendered ones with its own keypoints
   (`tools/train_keypoint_model.py`);
-- `image`: reads 224 x 224 person crops, trained on synthetic renders (`tools/bundle_demo_models.py`).
+- `image`: reads 224 x 224 person crops with MobileNetV2 backbones that start from ImageNet weights, fine-tuned on
+  synthetic renders (`tools/bundle_demo_models.py`; `NOTICE.md` for those weights).
 
 `MODEL_CARD.md` beside this file says how they were trained and how well they do; `metrics.json` holds the image
 model's held-out figures (written by `tools/bundle_demo_models.py` from the shipped files themselves).
@@ -40,7 +41,7 @@ def default_model_path() -> Path:
 
 
 def load_image_model() -> VQHPS:
-    """The bundled image VQ-HPS (ResNet-18-quarter backbones, free-body meshes of 1229 vertices), in eval mode."""
+    """The bundled image VQ-HPS (MobileNetV2 backbones from ImageNet, 1229-vertex free-body meshes), in eval mode."""
     return load_model(bundled_model_path("image"))
 
 
