@@ -105,6 +105,14 @@ def _recorded_call(monkeypatch, name: str, argv: list[str]) -> dict:
     return calls[0]
 
 
+def test_evaluate_decodes_the_argmax_tokens_unless_told_otherwise():
+    from vqhps_ros.hps import ARGMAX, EXPECTED
+
+    assert _parse(["evaluate", "--model", "m.pt", "--dataset", "d"]).token_decoding == ARGMAX
+    chosen = _parse(["evaluate", "--model", "m.pt", "--dataset", "d", "--token-decoding", EXPECTED])
+    assert chosen.token_decoding == EXPECTED
+
+
 def test_export_and_build_engine_defaults_are_the_library_ones(monkeypatch):
     export = _recorded_call(monkeypatch, "export_command", ["export", "--model", "m.pt", "--output", "m.onnx"])
     assert (export["precision"], export["max_persons"], export["opset"], export["calibration_count"],

@@ -376,13 +376,16 @@ def _add_evaluate(commands) -> None:
     from .train.settings import EVALUATION_BATCH_SIZE  # torch-free, and evaluate_model_file's default
 
     evaluate.add_argument("--batch-size", type=int, default=EVALUATION_BATCH_SIZE, help="default: %(default)s")
+    evaluate.add_argument("--token-decoding", choices=("argmax", "expected"), default="argmax",
+                          help="mesh of the argmax tokens (the official evaluation, default) or of the expected "
+                               "codebook rows, as the estimator decodes by default")
     evaluate.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
     from .train.hps import evaluate_model_file
 
-    print(json.dumps(evaluate_model_file(args.model, args.dataset, args.batch_size), indent=2))
+    print(json.dumps(evaluate_model_file(args.model, args.dataset, args.batch_size, args.token_decoding), indent=2))
     return 0
 
 

@@ -348,9 +348,11 @@ def _init_worker(worker_id: int) -> None:
 
 @torch.no_grad()
 def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTrainConfig(),  # noqa: B008 (frozen)
-                 device: torch.device | None = None, keypoint_head: KeypointHeatmapHead | None = None) -> dict:
+                 device: torch.device | None = None, keypoint_head: KeypointHeatmapHead | None = None,
+                 token_decoding: str = ARGMAX) -> dict:
     """Mean loss terms, token accuracy (%) and MPJPE / PA-MPJPE / PVE / PA-PVE (mm) over `data` (the heatmap term
-    only with the auxiliary head that was trained)."""
+    only with the auxiliary head that was trained). The meshes are decoded as `token_decoding` says: the argmax
+    tokens' by default, as the official evaluation; the token accuracy is the argmax tokens' either way."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -360,7 +362,8 @@ def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTra
     errors: dict[str, list[np.ndarray]] = {}
     regressor = model.joint_regressor.detach().cpu().numpy()
     for batch in _loader(data, config, device, shuffle=False):
-        output, losses = _batch_losses(model, batch, config, device, keypoint_head=keypoint_head)
+        output, losses = _batch_losses(model, batch, config, device, soft_mesh=token_decoding == EXPECTED,
+                                       keypoint_head=keypoint_head)
         count = len(batch["index"])
         for name, value in zip(("loss", "token_loss", "rotation_loss", "reprojection_loss", "vertex_loss",
                                 "heatmap_loss", "token_accuracy_pct"),
@@ -450,12 +453,15 @@ def load_tpose(path: str | Path, num_vertices: int) -> np.ndarray:
     return tpose.astype(np.float64)
 
 
-def evaluate_model_file(model_path: str | Path, dataset: str | Path,
-                        batch_size: int = EVALUATION_BATCH_SIZE) -> dict:
-    """`vqhps-ros evaluate`: a model file on a dataset folder (no augmentation) -> `validate_hps` metrics."""
+def evaluate_model_file(model_path: str | Path, dataset: str | Path, batch_size: int = EVALUATION_BATCH_SIZE,
+                        token_decoding: str = ARGMAX) -> dict:
+    """`vqhps-ros evaluate`: a model file on a dataset folder (no augmentation) -> `validate_hps` metrics, the meshes
+    decoded as `token_decoding` says (InputError for an unknown one)."""
     model = load_model(model_path)
+    model.set_token_decoding(token_decoding)
     data = HPSDataset(load_hps_annotations(dataset, model.num_vertices), box_rescale=HPSTrainConfig.box_rescale)
-    return validate_hps(model, data, HPSTrainConfig(batch_size=batch_size, num_workers=0, device="cpu"))
+    return validate_hps(model, data, HPSTrainConfig(batch_size=batch_size, num_workers=0, device="cpu"),
+                        token_decoding=model.token_decoding)
 
 
 def load_template_faces(path: str | Path) -> np.ndarray:
