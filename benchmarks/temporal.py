@@ -353,8 +353,7 @@ def totals(rows: list[dict]) -> dict:
         return round(float(np.mean(values)), 3) if values else None
 
     keys = ("accel_error_mm", "accel_error_camera_mm", "mpjpe_mm", "mpjpe_common_mm", "pelvis_error_mm",
-            "token_flip_rate",
-            "published_of_detected", "temporal_ms_per_person", "temporal_p50_ms_per_person")
+            "token_flip_rate", "published_of_detected", "temporal_ms_per_person", "temporal_p50_ms_per_person")
     summary = {mode: {key: mean(mode, key) for key in keys} for mode in ("off", "on")}
     for mode in ("off", "on"):
         summary[mode]["id_switches"] = sum(row[mode]["id_switches"] for row in rows)

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .config import TOKEN_DECODING_CHOICES
 from .errors import InputError, VqhpsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -326,7 +327,7 @@ def _add_export(commands) -> None:
                         help="most people per frame the TensorRT profile covers (default: runtime.DEFAULT_MAX_BATCH)")
     export.add_argument("--opset", type=int, help="ONNX opset (default: runtime.DEFAULT_OPSET)")
     export.add_argument("--calibration-dataset", type=Path, help="dataset folder of person crops (int8)")
-    export.add_argument("--token-decoding", choices=("expected", "argmax"),
+    export.add_argument("--token-decoding", choices=TOKEN_DECODING_CHOICES,
                         help="how the graph decodes its mesh: expected (probability-weighted codebook rows) or argmax "
                              "(the official implementation's) (default: runtime.commands.export_command's)")
     export.add_argument("--calibration-count", type=int,
@@ -376,7 +377,7 @@ def _add_evaluate(commands) -> None:
     from .train.settings import EVALUATION_BATCH_SIZE  # torch-free, and evaluate_model_file's default
 
     evaluate.add_argument("--batch-size", type=int, default=EVALUATION_BATCH_SIZE, help="default: %(default)s")
-    evaluate.add_argument("--token-decoding", choices=("argmax", "expected"), default="argmax",
+    evaluate.add_argument("--token-decoding", choices=TOKEN_DECODING_CHOICES, default="argmax",
                           help="mesh of the argmax tokens (the official evaluation, default) or of the expected "
                                "codebook rows, as the estimator decodes by default")
     evaluate.set_defaults(run=_run_evaluate)

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple, get_type_hints
 from vqhps_ros.errors import InputError
 
 ROS_PARAMETERS = "ros__parameters"
+# hps.TOKEN_DECODINGS, the default first, named here without torch: for `model.token_decoding` and the command line
+TOKEN_DECODING_CHOICES = ("expected", "argmax")
 
 
 class ConfigError(InputError):
@@ -150,7 +152,7 @@ class ModelConfig(_Section):
                                                "gives a mesh between its codes); argmax: the most probable code, "
                                                "as the official implementation. Model files (.pt) only: an "
                                                "exported graph (.onnx) decodes as it was exported.",
-                                   choices=("expected", "argmax"))
+                                   choices=TOKEN_DECODING_CHOICES)
 
 
 @dataclass(frozen=True)

@@ -213,13 +213,14 @@ def _regress(model: VQHPS, crops: torch.Tensor, with_features: bool):
     return RegressorOutput(model.regressor.logits_from_features(features), rot6d, cam), features
 
 
-def _batch_losses(model: VQHPS, batch: dict, config: HPSTrainConfig, device: torch.device, soft_mesh: bool = False,
-                  keypoint_head: KeypointHeatmapHead | None = None):
+def _batch_losses(model: VQHPS, batch: dict, config: HPSTrainConfig, device: torch.device,
+                  token_decoding: str | None = None, keypoint_head: KeypointHeatmapHead | None = None):
+    """The output and losses of one batch, its mesh decoded as `token_decoding` says (None: the model's decoding)."""
     canonical = batch["canonical_vertices"].to(device)
     with torch.no_grad():
         tokens = model.mesh_vqvae.encode(canonical)
     regression, features = _regress(model, batch["image"].to(device), with_features=keypoint_head is not None)
-    output = model.decode_regression(*regression, token_decoding=EXPECTED if soft_mesh else ARGMAX)
+    output = model.decode_regression(*regression, token_decoding=token_decoding)
     heatmap_logits = None if keypoint_head is None else keypoint_head(features)
     losses = hps_losses(output, tokens, batch["rotation"].to(device), batch["keypoints"].to(device), canonical,
                         config, heatmap_logits)
@@ -296,7 +297,8 @@ def _train_epoch(model: VQHPS, optimizer: torch.optim.Optimizer, data: HPSDatase
     losses_sum, accuracy_sum, batches = 0.0, 0.0, 0
     progress = tqdm(loader, desc=f"train-hps epoch {epoch + 1}/{config.epochs}")
     for batch in progress:
-        _, losses = _batch_losses(model, batch, config, device, config.vertex_weight > 0, keypoint_head)
+        decoding = EXPECTED if config.vertex_weight > 0 else ARGMAX  # the soft mesh carries the vertex loss
+        _, losses = _batch_losses(model, batch, config, device, decoding, keypoint_head)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         optimizer.step()
@@ -348,11 +350,11 @@ def _init_worker(worker_id: int) -> None:
 
 @torch.no_grad()
 def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTrainConfig(),  # noqa: B008 (frozen)
-                 device: torch.device | None = None, keypoint_head: KeypointHeatmapHead | None = None,
-                 token_decoding: str = ARGMAX) -> dict:
+                 device: torch.device | None = None, keypoint_head: KeypointHeatmapHead | None = None) -> dict:
     """Mean loss terms, token accuracy (%) and MPJPE / PA-MPJPE / PVE / PA-PVE (mm) over `data` (the heatmap term
-    only with the auxiliary head that was trained). The meshes are decoded as `token_decoding` says: the argmax
-    tokens' by default, as the official evaluation; the token accuracy is the argmax tokens' either way."""
+    only with the auxiliary head that was trained). The meshes are decoded as the model decodes
+    (`model.token_decoding`: argmax, the official evaluation, unless set); the token accuracy is the argmax tokens'
+    either way."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -362,8 +364,7 @@ def validate_hps(model: VQHPS, data: HPSDataset, config: HPSTrainConfig = HPSTra
     errors: dict[str, list[np.ndarray]] = {}
     regressor = model.joint_regressor.detach().cpu().numpy()
     for batch in _loader(data, config, device, shuffle=False):
-        output, losses = _batch_losses(model, batch, config, device, soft_mesh=token_decoding == EXPECTED,
-                                       keypoint_head=keypoint_head)
+        output, losses = _batch_losses(model, batch, config, device, keypoint_head=keypoint_head)
         count = len(batch["index"])
         for name, value in zip(("loss", "token_loss", "rotation_loss", "reprojection_loss", "vertex_loss",
                                 "heatmap_loss", "token_accuracy_pct"),
@@ -460,8 +461,7 @@ def evaluate_model_file(model_path: str | Path, dataset: str | Path, batch_size:
     model = load_model(model_path)
     model.set_token_decoding(token_decoding)
     data = HPSDataset(load_hps_annotations(dataset, model.num_vertices), box_rescale=HPSTrainConfig.box_rescale)
-    return validate_hps(model, data, HPSTrainConfig(batch_size=batch_size, num_workers=0, device="cpu"),
-                        token_decoding=model.token_decoding)
+    return validate_hps(model, data, HPSTrainConfig(batch_size=batch_size, num_workers=0, device="cpu"))
 
 
 def load_template_faces(path: str | Path) -> np.ndarray:
