@@ -57,6 +57,9 @@ def test_the_texture_takes_the_colours_of_seen_vertices_that_face_the_camera(bod
     assert np.all(facing_camera(person, faces)[learnt] >= TextureSettings().min_facing)
     error = np.abs(texture.colours[learnt] - colours[learnt]).max(axis=1)
     assert np.median(error) < 0.02 and np.mean(error < 0.1) > 0.95
+    shown = texture.rendering_colours()  # what the displacement network sees: the colours, grey where none
+    np.testing.assert_array_equal(shown[learnt], texture.colours[learnt])
+    assert np.all(shown[~learnt] == 0.5) and shown.dtype == np.float32
     texture.reset()
     assert texture.coverage == 0.0 and not texture.colours.any()
 

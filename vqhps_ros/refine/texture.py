@@ -21,6 +21,8 @@ import numpy as np
 
 from ..errors import InputError
 
+UNTEXTURED = 0.5  # the grey a vertex without colour is rendered in (the displacement network reads it as none)
+
 
 @dataclass(frozen=True)
 class TextureSettings:
@@ -50,6 +52,10 @@ class VertexTexture:
     def coverage(self) -> float:
         """Share of the vertices that have a colour."""
         return float((self.weights > 0).mean())
+
+    def rendering_colours(self) -> np.ndarray:
+        """(V, 3) float32 colours to render the mesh with: the learnt ones, UNTEXTURED grey where there are none."""
+        return np.where(self.weights[:, None] > 0, self.colours, UNTEXTURED).astype(np.float32)
 
     def reset(self) -> None:
         self.colours[:] = 0.0

@@ -14,6 +14,13 @@ under other light), or none (mid grey, a new track).
 
 The image is rendered at twice the crop's resolution and averaged down, as `displacement.image_crop` averages a real
 image, then given a little noise.
+
+Scene pairs (`DisplacementSampler.scene_pair`) close the gap between these pairs and what the refinement meets: a
+rendered scene of several people (`SceneGenerator.random_frame`), a regressor's mesh of one of them as the rendered
+mesh, the crop cut from the whole frame by the regressor's box (other people, occluders and all). The truth is found
+the same way, with the scene's depth deciding what is visible. Their textures are learnt from the frame as a track
+learns its own (`refine.VertexTexture`): at the true mesh (`true`), at the regressed mesh (`noisy`: colours taken a
+little beside where they belong, as a track's are before refinement) or none.
 """
 
 from __future__ import annotations
@@ -28,13 +35,14 @@ from scipy.spatial.transform import Rotation
 from ..errors import InputError
 from ..hps.camera import project_points
 from ..hps.crops import crop_geometry_from_boxes
-from ..refine.displacement import CROP_SIZE, FIELD_STRIDE, field_centres, network_input
-from ..refine.renderings import crop_intrinsics, render_in_crop
+from ..refine.displacement import CROP_SIZE, FIELD_STRIDE, field_centres, image_crop, network_input
+from ..refine.renderings import crop_intrinsics, facing_camera, render_in_crop, visible_vertices
+from ..refine.texture import VertexTexture
 from ..synth.appearance import sample_betas
 from ..synth.backgrounds import sample_lighting, wall_image
 from ..synth.poses import sample_poses
 from ..synth.render import rasterize, render_meshes, vertex_normals
-from ..synth.scene import SceneGenerator
+from ..synth.scene import SceneGenerator, SyntheticFrame
 
 TEXTURES = ("true", "noisy", "none")
 
@@ -108,8 +116,43 @@ class DisplacementSampler:
         texture = int(rng.choice(len(TEXTURES), p=np.asarray(settings.texture_shares) / sum(settings.texture_shares)))
         colours = self._texture(rng, TEXTURES[texture], seen_colours)
         rendering = render_in_crop(perturbed_mesh, self.faces, intrinsics, crop_from_image, settings.crop_size, colours)
-        flow, valid, covered = self._truth(true_mesh, perturbed_mesh, crop_camera, image_depth)
+        double = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]]) @ crop_camera  # the depth's pixels
+        flow, valid, covered = self._truth(true_mesh, perturbed_mesh, crop_camera, double, image_depth)
         return network_input(image, rendering).astype(np.float16), flow, valid, covered, texture
+
+    def scene_pair(self, rng: np.random.Generator, frame: SyntheticFrame, person: int, regressed: np.ndarray,
+                   box: np.ndarray) -> tuple:
+        """One scene pair (see the module docstring): person `person` of `frame`, `regressed` (V, 3) a regressor's
+        camera-frame mesh of that person, `box` (4,) x, y, w, h the regressor's crop box. Returns what `pair` does."""
+        size = self.settings.crop_size
+        intrinsics = frame.camera.intrinsics
+        true_mesh = frame.people[person].vertices_camera.astype(np.float64)
+        regressed = np.asarray(regressed, np.float64)
+        if regressed.shape != true_mesh.shape:
+            raise InputError(f"expected a regressed mesh of shape {true_mesh.shape}, found {regressed.shape}")
+        crop_from_image = crop_geometry_from_boxes(np.asarray(box, np.float64)[None], crop_size=size).crop_from_image[0]
+        texture = int(rng.choice(len(TEXTURES), p=np.asarray(self.settings.texture_shares)
+                                 / sum(self.settings.texture_shares)))
+        colours = None
+        if TEXTURES[texture] != "none":
+            learnt_at = true_mesh if TEXTURES[texture] == "true" else regressed
+            colours = self._learnt_texture(frame, person, learnt_at)
+        rendering = render_in_crop(regressed, self.faces, intrinsics, crop_from_image, size, colours)
+        flow, valid, covered = self._truth(true_mesh, regressed, crop_intrinsics(intrinsics, crop_from_image),
+                                           intrinsics, frame.rendering.depth.cpu().numpy())
+        inputs = network_input(image_crop(frame.image, crop_from_image, size), rendering)
+        return inputs.astype(np.float16), flow, valid, covered, texture
+
+    def _learnt_texture(self, frame: SyntheticFrame, person: int, mesh: np.ndarray) -> np.ndarray:
+        """(V, 3) colours a track would learn from `frame` with `mesh` as person `person`'s (the others' true meshes
+        hiding it), grey where the frame gives none."""
+        meshes = [p.vertices_camera.astype(np.float64) for p in frame.people]
+        meshes[person] = mesh
+        intrinsics = frame.camera.intrinsics
+        seen = visible_vertices(meshes, self.faces, intrinsics, frame.camera.image_size)[person]
+        texture = VertexTexture(len(mesh))
+        texture.update(frame.image, project_points(mesh[None], intrinsics)[0], seen, facing_camera(mesh, self.faces))
+        return texture.rendering_colours()
 
     # ------------------------------------------------------------------------------------------------ people
 
@@ -172,8 +215,9 @@ class DisplacementSampler:
     # ------------------------------------------------------------------------------------------------- truth
 
     def _truth(self, true_mesh: np.ndarray, perturbed_mesh: np.ndarray, crop_camera: np.ndarray,
-               image_depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """flow (2, S/2, S/2), valid and covered (S/2, S/2): see the module docstring."""
+               depth_camera: np.ndarray, image_depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """flow (2, S/2, S/2), valid and covered (S/2, S/2): see the module docstring. `image_depth` (H, W): the
+        depth of what the image shows, its pixels those of the intrinsics `depth_camera`."""
         cells = self.settings.crop_size // FIELD_STRIDE
         # the field's grid as a camera: cell j's centre is crop coordinate 2j + 0.5
         to_field = np.array([[1 / FIELD_STRIDE, 0.0, -0.25], [0.0, 1 / FIELD_STRIDE, -0.25], [0.0, 0.0, 1.0]])
@@ -192,10 +236,10 @@ class DisplacementSampler:
         centres = field_centres(self.settings.crop_size)
         flow[0, rows, columns] = target[:, 0] - centres[columns]
         flow[1, rows, columns] = target[:, 1] - centres[rows]
-        double = np.rint(2 * target + 0.5).astype(int)  # the image depth's pixel (twice the resolution)
-        size = image_depth.shape[0]
-        inside = (double >= 0).all(axis=1) & (double < size).all(axis=1)
-        at = np.clip(double, 0, size - 1)
+        pixel = np.rint(project_points(points[None], depth_camera)[0]).astype(int)
+        height, width = image_depth.shape
+        inside = (pixel >= 0).all(axis=1) & (pixel[:, 0] < width) & (pixel[:, 1] < height)
+        at = np.clip(pixel, 0, [width - 1, height - 1])
         seen = np.abs(image_depth[at[:, 1], at[:, 0]] - points[:, 2]) < self.settings.visible_depth_m
         valid[rows, columns] = inside & seen
         return flow, valid, covered
