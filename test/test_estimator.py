@@ -266,7 +266,7 @@ def test_the_keypoint_placement_needs_keypoints_and_a_mesh_with_pose_landmarks()
     assert keypoint_placement_from_config(load_config(), smpl) is None  # no pose landmarks defined on it
 
 
-@pytest.mark.parametrize("signal", ["dense", "sparse"])
+@pytest.mark.parametrize("signal", ["dense", "both"])
 def test_the_refinement_stage_refines_the_published_people_and_flags_them(tmp_path, signal):
     from vqhps_ros.io import messages
 

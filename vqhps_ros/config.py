@@ -307,7 +307,7 @@ class RefineConfig(_Section):
     decoder runs in PyTorch for the optimisation, on `model.device`."""
 
     enabled: bool = _setting(False, "Refine each person's mesh against the image after the temporal stage.")
-    signal: str = _setting("sparse", "What the mesh is fitted to: dense = displacements between a rendering of the "
+    signal: str = _setting("both", "What the mesh is fitted to: dense = displacements between a rendering of the "
                                      "mesh and the image (the displacement network), at every visible vertex; sparse = "
                                      "the body keypoints of the built-in detector's landmark model (needs the free "
                                      "body's mesh); both = the two, each with half of the weight.",
@@ -317,6 +317,8 @@ class RefineConfig(_Section):
     body: bool = _setting(True, "Also move the body (its Mesh-VQ-VAE latent), not only its position and "
                                 "orientation.")
     iterations: int = _setting(10, "Most optimisation steps per person.", "steps", min=1, max=1000)
+    warm_start: bool = _setting(False, "Start each person's optimisation from its track's last refined latent "
+                                       "instead of the regressed one.")
     budget_ms: float = _setting(60.0, "Time budget of the stage per frame, shared among its people; people left "
                                       "when it is spent keep their regressed mesh (counted).", "ms", min=1.0,
                                 max=10000.0)

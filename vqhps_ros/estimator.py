@@ -310,7 +310,8 @@ def alignment_refinement_from_config(config, loaded):
                                      translation_weight=settings.translation_weight,
                                      temporal_weight=settings.temporal_weight)
     stage = StageSettings(signal=settings.signal, texture=settings.texture, budget_ms=settings.budget_ms,
-                          min_confidence=settings.min_confidence, max_targets=settings.max_targets)
+                          min_confidence=settings.min_confidence, max_targets=settings.max_targets,
+                          warm_start=settings.warm_start)
     return AlignmentRefinement(model.mesh_vqvae, loaded.topology.faces, regressor, stage, refine_settings, net,
                                landmarks, tracked=config.temporal.enabled)
 

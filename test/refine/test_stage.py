@@ -140,7 +140,7 @@ def test_tracks_learn_a_texture_and_forget_it_when_they_end(scene):
     stage = stage_for(scene, DENSE, RefineSettings(iterations=2, budget_ms=60_000))
     refined_frame(stage, scene, [scene["human"]])
     assert set(stage.tracks) == {"1"} and stage.tracks["1"].texture.coverage > 0.2
-    assert stage.tracks["1"].last is not None  # the warm start of the next frame
+    assert stage.tracks["1"].last is not None  # the next frame's temporal prior
     refined_frame(stage, scene, [_with(scene["human"], id="7")], stamp_ns=scene["frame"].stamp_ns + 3 * 10**9)
     assert set(stage.tracks) == {"7"}
     net = load_displacement_net(bundled_displacement_net_path())
@@ -148,6 +148,22 @@ def test_tracks_learn_a_texture_and_forget_it_when_they_end(scene):
                                     RefineSettings(iterations=2), net, tracked=False)
     refined_frame(untracked, scene, [scene["human"]])
     assert untracked.tracks == {}
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_the_next_frame_starts_from_the_regressed_latent_unless_warm_started(scene, warm_start):
+    stage = stage_for(scene, SPARSE, RefineSettings(iterations=3, budget_ms=60_000), warm_start=warm_start)
+    refined_frame(stage, scene, [scene["human"]])
+    last = stage.tracks["1"].last
+    starts, refine = [], stage.refiner.refine
+    stage.refiner.refine = lambda state, *args, **kwargs: starts.append((state, kwargs)) or refine(state, *args,
+                                                                                                   **kwargs)
+    refined_frame(stage, scene, [scene["human"]], stamp_ns=scene["frame"].stamp_ns + 10**8)
+    (start, kwargs), = starts
+    np.testing.assert_array_equal(kwargs["previous"].latent, last.latent)  # the temporal prior either way
+    expected = last.latent if warm_start else kwargs["prior"].latent
+    np.testing.assert_array_equal(start.latent, expected)
+    assert not np.array_equal(last.latent, kwargs["prior"].latent)
 
 
 def test_a_signal_without_its_source_is_refused(scene):

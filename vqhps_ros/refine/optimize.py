@@ -114,8 +114,9 @@ class MeshRefiner:
                budget_ms: float | None = None) -> RefineResult:
         """targets (P, 2) pixels, weights (P,) >= 0 (0: no target), target_points: which point of the mesh each
         target is, (P,) vertex indices or a (P, V) matrix of vertex weights. `state` is where the optimisation
-        starts (a track's last refined latent warm-starts it), `prior` the regressed state it is held near (default:
-        `state`; its body offset is the one used), `previous` the track's last refined state (the temporal prior).
+        starts (the regressed state, or a track's last refined latent to warm-start it), `prior` the regressed state
+        it is held near (default: `state`; its body offset is the one used), `previous` the track's last refined
+        state (the temporal prior).
         `budget_ms` overrides the settings' budget (what is left of a frame's)."""
         started = time.perf_counter()
         prior = prior or state

@@ -8,12 +8,13 @@ Per frame, after the temporal stage:
    - `dense`: the person's crop and the rendering of the current mesh in it (colour from the track's texture) through
      the displacement network; each visible vertex's target is its projection plus the displacement there, weighted
      by the network's confidence (below `min_confidence`: no target), at most `max_targets` of them;
-   - `sparse` (the default: it measures better than dense, `benchmarks/refine.py`): the body keypoints the person
-     source found (the landmark model's), at the mesh's pose landmarks (`body.pose_landmarks`), weighted by
-     visibility;
-   - `both`: the two sets, each carrying half of the weight;
-3. `MeshRefiner` from the published mesh (the temporal stage's, kept exactly when nothing improves), warm-started
-   with the track's last refined latent and held near it (temporal prior);
+   - `sparse`: the body keypoints the person source found (the landmark model's), at the mesh's pose landmarks
+     (`body.pose_landmarks`), weighted by visibility;
+   - `both` (the default: it measures better than either alone, `benchmarks/refine.py`): the two sets, each
+     carrying half of the weight;
+3. `MeshRefiner` from the published mesh (the temporal stage's, kept exactly when nothing improves), held near the
+   track's last refined latent (temporal prior) and, with `warm_start`, starting from it (off by default: on the
+   tuning sequences starting from the regressed latent gave 1-2 mm less PVE for the same 2D fit);
 4. the track's texture learns from the frame at the refined mesh (`texture.VertexTexture`; only with tracking, as
    per-frame ids would mix people).
 
@@ -49,7 +50,6 @@ from .texture import VertexTexture
 DENSE, SPARSE, BOTH = "dense", "sparse", "both"
 SIGNALS = (DENSE, SPARSE, BOTH)
 FORGET_AFTER_NS = 2_000_000_000  # a track unseen this long has ended (the tracker never reuses an id)
-UNTEXTURED = 0.5  # the rendering's grey where the texture has no colour (the network reads it as none)
 # Displacements longer than this (crop pixels, a quarter of the crop) are not targets: the network was trained on
 # meshes at most about a tenth of the crop off. When most confident ones are that long, the field has diverged.
 MAX_DISPLACEMENT = CROP_SIZE / 4
@@ -58,11 +58,12 @@ DIVERGED_SHARE = 0.5
 
 @dataclass(frozen=True)
 class StageSettings:
-    signal: str = SPARSE
+    signal: str = BOTH
     texture: bool = True
     budget_ms: float = 60.0  # per frame
     min_confidence: float = 0.5
     max_targets: int = 300
+    warm_start: bool = False  # from the track's last refined latent (measured worse in 3D)
 
     def __post_init__(self):
         if self.signal not in SIGNALS or self.budget_ms <= 0 or self.max_targets < 1:
@@ -138,7 +139,7 @@ class AlignmentRefinement:
         goal, weights, points = targets
         prior = self.refiner.initial_state(human.tokens, human.root_rotation, human.translation, human.vertices)
         previous = memory.last if memory else None
-        start = prior if previous is None else replace(prior, latent=previous.latent)
+        start = prior if previous is None or not self.settings.warm_start else replace(prior, latent=previous.latent)
         outcome = self.refiner.refine(start, goal, weights, points, frame.intrinsics, prior=prior, previous=previous,
                                       budget_ms=budget_ms)
         if outcome.status != REFINED:
@@ -177,7 +178,7 @@ class AlignmentRefinement:
         crop_from_image = geometry.crop_from_image[0]
         colours = None
         if memory is not None and self.settings.texture:
-            colours = np.where(memory.texture.weights[:, None] > 0, memory.texture.colours, UNTEXTURED)
+            colours = memory.texture.rendering_colours()
         rendering = render_in_crop(human.vertices, self.faces, frame.intrinsics, crop_from_image, CROP_SIZE, colours)
         inputs = network_input(image_crop(frame.image, crop_from_image), rendering)
         with torch.no_grad():
