@@ -101,7 +101,8 @@ def check_output(out: Path, images: dict[int, str], expected: dict[int, FrameRes
         humans = expected[when].humans
         assert [human.id for human in array.humans] == [human.id for human in humans]
         for message, human in zip(array.humans, humans, strict=True):
-            np.testing.assert_allclose(message.vertices.reshape(-1, 3), human.vertices, atol=1e-5)
+            # float32 meshes metres away: ONNX Runtime and PyTorch may differ in the last bits (2e-6 relative)
+            np.testing.assert_allclose(message.vertices.reshape(-1, 3), human.vertices, rtol=1e-5, atol=1e-5)
             assert message.topology_id == topology.topology_id
     with_humans = {when for when, result in expected.items() if result.humans}
     transforms = contents.messages(TF)
