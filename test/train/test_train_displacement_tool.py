@@ -2,9 +2,6 @@
 of the bundled regressor's meshes joining the perturbed ones, writes a network file that records where it started,
 what it read, and its check on both kinds of pairs."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,17 +10,10 @@ import torch
 from vqhps_ros.models import bundled_displacement_net_path
 from vqhps_ros.refine import load_displacement_net
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "train_displacement_model.py"
-
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("train_displacement_model", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+def tool(load_tool):
+    return load_tool("train_displacement_model")
 
 
 def test_training_continues_from_the_shipped_network_with_scene_pairs(tool, tmp_path):

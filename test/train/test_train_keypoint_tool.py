@@ -2,9 +2,6 @@
 joining the samples, writes a complete model file that records where it started and what it read; a file of
 another kind is refused."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,17 +10,10 @@ from vqhps_ros.errors import CheckpointError
 from vqhps_ros.hps import KeypointMeshRegressor, load_model
 from vqhps_ros.models import IMAGE_MODEL, KEYPOINT_MODEL
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "train_keypoint_model.py"
-
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("train_keypoint_model", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+def tool(load_tool):
+    return load_tool("train_keypoint_model")
 
 
 def test_training_continues_from_a_keypoint_model_file(tool, tmp_path):
