@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict
@@ -43,6 +42,7 @@ from vqhps_ros.train.displacement import (
     DisplacementTraining,
     displacement_pairs,
     evaluate_displacement,
+    pairs_in_chunks,
     train_displacement,
 )
 from vqhps_ros.train.displacement_data import DisplacementPairs, DisplacementSampler
@@ -54,11 +54,7 @@ SCENE_CHUNK = 250
 
 def scene_pairs(count: int, seed: int, workers: int) -> DisplacementPairs:
     """`count` scene pairs of seed `seed` (chunk k from the seed sequence (seed, k), whatever the workers)."""
-    jobs = [(seed, index, min(SCENE_CHUNK, count - start)) for index, start in enumerate(range(0, count, SCENE_CHUNK))]
-    if workers <= 1:
-        return DisplacementPairs.concatenate([_scene_chunk(job) for job in jobs])
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return DisplacementPairs.concatenate(pool.map(_scene_chunk, jobs))
+    return pairs_in_chunks(_scene_chunk, count, seed, workers, SCENE_CHUNK)
 
 
 def _scene_chunk(job) -> DisplacementPairs:

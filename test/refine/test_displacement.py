@@ -20,7 +20,7 @@ from vqhps_ros.refine import (
     save_displacement_net,
 )
 from vqhps_ros.refine.displacement import field_centres
-from vqhps_ros.train.displacement import _mirrored, evaluate_displacement
+from vqhps_ros.train.displacement import _mirrored, displacement_pairs, evaluate_displacement
 from vqhps_ros.train.displacement_data import DisplacementPairs, DisplacementSampler, DisplacementSampling
 
 
@@ -118,6 +118,17 @@ def test_mirroring_a_pair_keeps_its_displacements_true(true_texture_pairs):
     np.testing.assert_allclose(flow[index, 1, rows, width - 1 - columns].numpy(), data[1][index, 1, rows, columns])
     normal_x = inputs[index, 7].float().numpy()
     np.testing.assert_allclose(normal_x[:, ::-1], -data[0][index, 7].float().numpy())
+
+
+def test_pairs_drawn_in_chunks_are_the_same_whatever_the_workers():
+    settings = DisplacementSampling(texture_shares=(1.0, 0.0, 0.0))
+    alone = displacement_pairs(3, seed=4, settings=settings, workers=1, chunk=2)
+    pooled = displacement_pairs(3, seed=4, settings=settings, workers=2, chunk=2)
+    assert alone.inputs.shape[0] == 3
+    for name in ("inputs", "flow", "valid", "covered"):
+        np.testing.assert_array_equal(getattr(alone, name), getattr(pooled, name))
+    second_chunk = DisplacementSampler(settings).sample(np.random.default_rng([4, 1]), 1)
+    np.testing.assert_array_equal(alone.flow[2:], second_chunk.flow)
 
 
 def test_sample_field_is_bilinear_between_cell_centres():

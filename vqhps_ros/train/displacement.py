@@ -45,13 +45,19 @@ class DisplacementTraining(BudgetSchedule):
 
 def displacement_pairs(count: int, seed: int, settings: DisplacementSampling | None = None, workers: int = 1,
                        chunk: int = 500) -> DisplacementPairs:
-    """`count` pairs of seed `seed`, in chunks of `chunk` (chunk k draws from the seed sequence (seed, k), so the
-    pairs do not depend on the number of workers)."""
-    jobs = [(seed, index, min(chunk, count - start), settings) for index, start in enumerate(range(0, count, chunk))]
+    """`count` pairs of seed `seed` (see `pairs_in_chunks`)."""
+    return pairs_in_chunks(_draw_chunk, count, seed, workers, chunk, settings)
+
+
+def pairs_in_chunks(draw_chunk, count: int, seed: int, workers: int, chunk: int, *extra) -> DisplacementPairs:
+    """`count` pairs drawn in chunks of at most `chunk` by `draw_chunk((seed, k, size, *extra))`, which draws chunk
+    k from the seed sequence (seed, k): the pairs do not depend on the number of `workers` (processes; then
+    `draw_chunk` must be a module-level function, which is what a process pool can send)."""
+    jobs = [(seed, index, min(chunk, count - start), *extra) for index, start in enumerate(range(0, count, chunk))]
     if workers <= 1:
-        return DisplacementPairs.concatenate([_draw_chunk(job) for job in jobs])
+        return DisplacementPairs.concatenate([draw_chunk(job) for job in jobs])
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return DisplacementPairs.concatenate(pool.map(_draw_chunk, jobs))
+        return DisplacementPairs.concatenate(pool.map(draw_chunk, jobs))
 
 
 def _draw_chunk(job) -> DisplacementPairs:
