@@ -10,7 +10,8 @@
   person is matched to the true person whose box overlaps its box most (IoU >= 0.5). Per variant, over the matched
   persons: mean vertex reprojection error (pixels, every vertex, against the true mesh's projection), silhouette IoU
   of the person's mesh alone against the true mesh alone, MPJPE and PVE (mm, `metrics.evaluate_meshes`), the share
-  refined, and the refine stage's milliseconds per person.
+  of meshes turned 90 degrees or more from the truth (back to front: what 2D targets cannot undo) and the PVE of
+  the others, the share refined, and the refine stage's milliseconds per person.
 - Real photographs (`../shared/bags`, 60 frames, no 3D truth): the built-in detector as person source; silhouette
   IoU of all meshes against the independent person mask (`detect.SelfieSegmenter`) per variant (those of `--variants`
   among regressed, dense, sparse and both), and an overlay of one frame per photograph, one row per variant
@@ -65,6 +66,7 @@ VARIANTS = {
 }
 PHOTO_VARIANTS = ("regressed", "dense", "sparse", "both")  # the texture's effect is measured on the sequences
 MIN_MATCH_IOU = 0.5
+TURNED_DEG = 90.0  # a person's mesh turned this far from the truth faces the wrong way
 LAYOUTS = ("crossing", "occlusion", "group")
 
 
@@ -113,7 +115,17 @@ def person_measures(human, person, faces, intrinsics, image_size) -> dict:
     alone = [render_meshes([(mesh, faces)], intrinsics, image_size).masks[0].numpy() for mesh in (found, truth)]
     return {"reprojection_px": float(np.linalg.norm(pixels[0] - pixels[1], axis=1).mean()),
             "silhouette_iou": mask_iou(alone[0], alone[1]),
-            "position_mm": 1000 * float(np.linalg.norm(found.mean(axis=0) - truth.mean(axis=0)))}
+            "position_mm": 1000 * float(np.linalg.norm(found.mean(axis=0) - truth.mean(axis=0))),
+            "turned_deg": turned_deg(found, truth)}
+
+
+def turned_deg(found: np.ndarray, truth: np.ndarray) -> float:
+    """Angle (degrees) of the rotation that best fits the centred mesh onto the centred truth: how far the whole
+    body is turned (near 180: back to front, which 2D targets cannot undo)."""
+    covariance = (found - found.mean(axis=0)).T @ (truth - truth.mean(axis=0))
+    u, _, vt = np.linalg.svd(covariance)
+    rotation = vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
+    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
 
 
 def measure_sequences(seeds, threads: int, budget_ms: float, extra: list[str], variants=tuple(VARIANTS)) -> dict:
@@ -142,8 +154,11 @@ def measure_variant(frames, variant: str, threads: int, budget_ms: float, extra:
             truth.append(person.vertices_camera)
     estimator.close()
     errors = evaluate_meshes(np.stack(found).astype(np.float64), np.stack(truth).astype(np.float64), regressor)
+    turned = np.asarray(rows.pop("turned_deg")) >= TURNED_DEG
     summary = {key: round(float(np.mean(values)), 3) for key, values in rows.items()}
     summary.update({key: round(float(values.mean()), 1) for key, values in errors.items()})
+    summary.update(turned_share=round(float(turned.mean()), 3),
+                   pve_not_turned=round(float(errors["pve"][~turned].mean()), 1) if (~turned).any() else None)
     summary.update(matched=len(found), ms_per_person=round(refine_ms / max(people, 1), 1))
     return summary
 
@@ -174,12 +189,13 @@ def measure_photos(threads: int, budget_ms: float, extra: list[str], overlay: Pa
 
 
 def table(report: dict) -> str:
-    lines = ["| variant | reprojection (px) | silhouette IoU | MPJPE | PVE | PA-PVE | position | refined | "
-             "ms / person |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | reprojection (px) | silhouette IoU | MPJPE | PVE | PA-PVE | position | turned | PVE, not "
+             "turned | refined | ms / person |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in report["synthetic"]["variants"].items():
         lines.append(f"| {name} | {row['reprojection_px']:.2f} | {row['silhouette_iou']:.3f} | {row['mpjpe']:.1f} | "
                      f"{row['pve']:.1f} | {row['pa_pve']:.1f} | {row['position_mm']:.0f} | "
-                     f"{100 * row['refined']:.0f} % | {row['ms_per_person']:.1f} |")
+                     f"{100 * row['turned_share']:.0f} % | {row['pve_not_turned']} | {100 * row['refined']:.0f} % | "
+                     f"{row['ms_per_person']:.1f} |")
     if "photos" not in report:
         return "\n".join(lines) + "\n"
     lines += ["", "Real photographs (silhouette IoU against the independent person mask):", "",
