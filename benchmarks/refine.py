@@ -46,7 +46,7 @@ from vqhps_ros.estimator import Estimator  # noqa: E402
 from vqhps_ros.hps.camera import project_points  # noqa: E402
 from vqhps_ros.humans import Detection, Frame  # noqa: E402
 from vqhps_ros.image_metrics import mask_iou, mesh_silhouette  # noqa: E402
-from vqhps_ros.metrics import evaluate_meshes  # noqa: E402
+from vqhps_ros.metrics import best_rotation, evaluate_meshes  # noqa: E402
 from vqhps_ros.models import load_image_model  # noqa: E402
 from vqhps_ros.overlay import draw_humans  # noqa: E402
 from vqhps_ros.scoring import box_iou  # noqa: E402
@@ -122,9 +122,7 @@ def person_measures(human, person, faces, intrinsics, image_size) -> dict:
 def turned_deg(found: np.ndarray, truth: np.ndarray) -> float:
     """Angle (degrees) of the rotation that best fits the centred mesh onto the centred truth: how far the whole
     body is turned (near 180: back to front, which 2D targets cannot undo)."""
-    covariance = (found - found.mean(axis=0)).T @ (truth - truth.mean(axis=0))
-    u, _, vt = np.linalg.svd(covariance)
-    rotation = vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
+    rotation = best_rotation(found[None], truth[None])[0]
     return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
 
 

@@ -75,22 +75,34 @@ def procrustes_align(source, target) -> np.ndarray:
     cross-covariance). A degenerate source (all points equal) maps onto the target centroid.
     """
     source, target = _point_set_pair(source, target, "points")
-    source_mean = source.mean(axis=1, keepdims=True)
     target_mean = target.mean(axis=1, keepdims=True)
-    centred_source = source - source_mean
-    centred_target = target - target_mean
+    centred_source = source - source.mean(axis=1, keepdims=True)
+    rotation, explained = _best_rotation(centred_source, target - target_mean)
+    variance = np.sum(centred_source**2, axis=(1, 2))
+    scale = np.divide(explained, variance, out=np.zeros_like(variance), where=variance > 0)
+    rotated = np.einsum("bij,bpj->bpi", rotation, centred_source)
+    return scale[:, None, None] * rotated + target_mean
+
+
+def best_rotation(source, target) -> np.ndarray:
+    """(B, P, 3), (B, P, 3) -> (B, 3, 3): the rotation (det +1) that best turns each centred source set onto its
+    centred target, the one `procrustes_align` uses."""
+    source, target = _point_set_pair(source, target, "points")
+    return _best_rotation(source - source.mean(axis=1, keepdims=True),
+                          target - target.mean(axis=1, keepdims=True))[0]
+
+
+def _best_rotation(centred_source: np.ndarray, centred_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations (B, 3, 3) V diag(1, 1, d) U^T from the SVD of the cross-covariance, and the sums (B,) of the
+    singular values with that sign correction (the least-squares scale's numerator)."""
     covariance = np.einsum("bpi,bpj->bij", centred_source, centred_target)  # sum of x y^T
     u, singular, vt = np.linalg.svd(covariance)
     flip = np.sign(np.linalg.det(np.einsum("bij,bjk->bik", u, vt)))
     flip = np.where(flip == 0, 1.0, flip)  # rank-deficient sets: any sign is optimal
     correction = np.ones_like(singular)
     correction[:, -1] = flip
-    rotation = np.einsum("bji,bj,bkj->bik", vt, correction, u)  # V diag(1, 1, d) U^T
-    variance = np.sum(centred_source**2, axis=(1, 2))
-    explained = np.sum(singular * correction, axis=1)
-    scale = np.divide(explained, variance, out=np.zeros_like(variance), where=variance > 0)
-    rotated = np.einsum("bij,bpj->bpi", rotation, centred_source)
-    return scale[:, None, None] * rotated + target_mean
+    rotation = np.einsum("bji,bj,bkj->bik", vt, correction, u)
+    return rotation, np.sum(singular * correction, axis=1)
 
 
 def accel_error(pred_joints, gt_joints, valid=None) -> np.ndarray:
