@@ -68,6 +68,35 @@ def test_the_regressed_mesh_is_kept_when_targets_are_few_or_nothing_improves(sce
         refiner.refine(guess, exact, np.ones(33), landmarks[:, :100], K)
 
 
+def test_the_result_is_the_best_iterate_not_the_last(scene, monkeypatch):
+    """A last step that throws every variable far off (an overshoot) leaves the result of one step fewer."""
+    refiner, truth, guess = scene
+    landmarks = free_body_pose_landmarks().matrix
+    targets = project_points((landmarks @ vertices_of(refiner, truth))[None], K)[0]
+
+    def refined(iterations):
+        settings = RefineSettings(iterations=iterations, budget_ms=60_000)
+        return MeshRefiner(refiner.mesh_vqvae, settings).refine(guess, targets, np.ones(33), landmarks, K)
+
+    four_steps = refined(4)
+    adam_step, calls = torch.optim.Adam.step, []
+
+    def overshooting_step(optimizer, *args, **kwargs):
+        adam_step(optimizer, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 5:
+            with torch.no_grad():
+                for group in optimizer.param_groups:
+                    for parameter in group["params"]:
+                        parameter.add_(1.0)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", overshooting_step)
+    five_steps = refined(5)
+    assert len(calls) == 5 and five_steps.status == four_steps.status == REFINED
+    np.testing.assert_array_equal(five_steps.vertices, four_steps.vertices)
+    assert five_steps.error_after_px == four_steps.error_after_px < four_steps.error_before_px
+
+
 def test_the_budget_stops_the_refinement(scene):
     refiner, truth, guess = scene
     landmarks = free_body_pose_landmarks().matrix
