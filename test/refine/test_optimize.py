@@ -10,7 +10,7 @@ from vqhps_ros.errors import InputError
 from vqhps_ros.hps.camera import project_points
 from vqhps_ros.models import load_demo_mesh_vqvae
 from vqhps_ros.refine import NOT_IMPROVED, REFINED, TOO_FEW_TARGETS, MeshRefiner, RefineSettings
-from vqhps_ros.refine.optimize import rotation_from_vector
+from vqhps_ros.refine.optimize import _BestIterate, rotation_from_vector
 from vqhps_ros.train.keypoint_data import KeypointNoise, KeypointSampler, KeypointSampling
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
@@ -95,6 +95,16 @@ def test_the_result_is_the_best_iterate_not_the_last(scene, monkeypatch):
     assert len(calls) == 5 and five_steps.status == four_steps.status == REFINED
     np.testing.assert_array_equal(five_steps.vertices, four_steps.vertices)
     assert five_steps.error_after_px == four_steps.error_after_px < four_steps.error_before_px
+
+
+def test_a_diverged_iterate_is_never_the_best():
+    best = _BestIterate()
+    best.offer(torch.tensor(float("nan")), torch.zeros(2))
+    assert torch.equal(best.tensors[0], torch.zeros(2))  # all diverged: the first iterate is returned
+    best.offer(torch.tensor(3.0), torch.ones(2))
+    best.offer(torch.tensor(float("nan")), torch.full((2,), 7.0))
+    best.offer(torch.tensor(4.0), torch.full((2,), 9.0))
+    assert best.objective == 3.0 and torch.equal(best.tensors[0], torch.ones(2))
 
 
 def test_the_budget_stops_the_refinement(scene):

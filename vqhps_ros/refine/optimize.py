@@ -30,6 +30,7 @@ The published tokens stay the regressor's (the refined latent is not re-quantise
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -225,15 +226,18 @@ class MeshRefiner:
 
 
 class _BestIterate:
-    """The optimisation's iterate of lowest objective so far: copies of its tensors (vertices and variables)."""
+    """The optimisation's iterate of lowest objective so far: copies of its tensors (vertices and variables). The
+    first iterate offered is always kept, and a non-finite objective counts as infinite, so there is always one to
+    return and a diverged step never replaces a finite one."""
 
     def __init__(self):
-        self.objective = float("inf")
+        self.objective = math.inf
         self.tensors: tuple[torch.Tensor, ...] = ()
 
     def offer(self, objective: torch.Tensor, *tensors: torch.Tensor) -> None:
         value = float(objective)
-        if value < self.objective:
+        value = value if math.isfinite(value) else math.inf
+        if not self.tensors or value < self.objective:
             self.objective = value
             self.tensors = tuple(tensor.detach().clone() for tensor in tensors)
 
