@@ -49,6 +49,7 @@ from vqhps_ros.image_metrics import mask_iou, mesh_silhouette  # noqa: E402
 from vqhps_ros.metrics import best_rotation, evaluate_meshes  # noqa: E402
 from vqhps_ros.models import load_image_model  # noqa: E402
 from vqhps_ros.overlay import draw_humans  # noqa: E402
+from vqhps_ros.runtime.accuracy import rotation_angle_deg  # noqa: E402
 from vqhps_ros.scoring import box_iou  # noqa: E402
 from vqhps_ros.synth import render_meshes  # noqa: E402
 from vqhps_ros.synth.scene import SceneGenerator  # noqa: E402
@@ -122,8 +123,7 @@ def person_measures(human, person, faces, intrinsics, image_size) -> dict:
 def turned_deg(found: np.ndarray, truth: np.ndarray) -> float:
     """Angle (degrees) of the rotation that best fits the centred mesh onto the centred truth: how far the whole
     body is turned (near 180: back to front, which 2D targets cannot undo)."""
-    rotation = best_rotation(found[None], truth[None])[0]
-    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
+    return float(rotation_angle_deg(best_rotation(found[None], truth[None]), np.eye(3)[None])[0])
 
 
 def measure_sequences(seeds, threads: int, budget_ms: float, extra: list[str], variants=tuple(VARIANTS)) -> dict:
