@@ -10,8 +10,8 @@
   person is matched to the true person whose box overlaps its box most (IoU >= 0.5). Per variant, over the matched
   persons: mean vertex reprojection error (pixels, every vertex, against the true mesh's projection), silhouette IoU
   of the person's mesh alone against the true mesh alone, MPJPE and PVE (mm, `metrics.evaluate_meshes`), the share
-  of meshes turned 90 degrees or more from the truth (back to front: what 2D targets cannot undo) and the PVE of
-  the others, the share refined, and the refine stage's milliseconds per person.
+  of meshes turned 90 degrees or more from the truth (back to front: what 2D targets cannot undo) and the
+  reprojection error and PVE of the others, the share refined, and the refine stage's milliseconds per person.
 - Real photographs (`../shared/bags`, 60 frames, no 3D truth): the built-in detector as person source; silhouette
   IoU of all meshes against the independent person mask (`detect.SelfieSegmenter`) per variant (those of `--variants`
   among regressed, dense, sparse and both), and an overlay of one frame per photograph, one row per variant
@@ -155,8 +155,10 @@ def measure_variant(frames, variant: str, threads: int, budget_ms: float, extra:
     turned = np.asarray(rows.pop("turned_deg")) >= TURNED_DEG
     summary = {key: round(float(np.mean(values)), 3) for key, values in rows.items()}
     summary.update({key: round(float(values.mean()), 1) for key, values in errors.items()})
+    reprojection = np.asarray(rows["reprojection_px"])
     summary.update(turned_share=round(float(turned.mean()), 3),
-                   pve_not_turned=round(float(errors["pve"][~turned].mean()), 1) if (~turned).any() else None)
+                   pve_not_turned=round(float(errors["pve"][~turned].mean()), 1) if (~turned).any() else None,
+                   reprojection_not_turned=round(float(reprojection[~turned].mean()), 2) if (~turned).any() else None)
     summary.update(matched=len(found), ms_per_person=round(refine_ms / max(people, 1), 1))
     return summary
 
@@ -187,13 +189,13 @@ def measure_photos(threads: int, budget_ms: float, extra: list[str], overlay: Pa
 
 
 def table(report: dict) -> str:
-    lines = ["| variant | reprojection (px) | silhouette IoU | MPJPE | PVE | PA-PVE | position | turned | PVE, not "
-             "turned | refined | ms / person |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | reprojection (px) | silhouette IoU | MPJPE | PVE | PA-PVE | position | turned | not turned: "
+             "reprojection | not turned: PVE | refined | ms / person |", "|---" * 12 + "|"]
     for name, row in report["synthetic"]["variants"].items():
         lines.append(f"| {name} | {row['reprojection_px']:.2f} | {row['silhouette_iou']:.3f} | {row['mpjpe']:.1f} | "
                      f"{row['pve']:.1f} | {row['pa_pve']:.1f} | {row['position_mm']:.0f} | "
-                     f"{100 * row['turned_share']:.0f} % | {row['pve_not_turned']} | {100 * row['refined']:.0f} % | "
-                     f"{row['ms_per_person']:.1f} |")
+                     f"{100 * row['turned_share']:.0f} % | {row['reprojection_not_turned']} | "
+                     f"{row['pve_not_turned']} | {100 * row['refined']:.0f} % | {row['ms_per_person']:.1f} |")
     if "photos" not in report:
         return "\n".join(lines) + "\n"
     lines += ["", "Real photographs (silhouette IoU against the independent person mask):", "",
