@@ -136,6 +136,27 @@ def test_a_diverging_field_keeps_the_regressed_mesh(scene):
     np.testing.assert_array_equal(result.humans[0].vertices, scene["human"].vertices)
 
 
+class _Unsure(torch.nn.Module):
+    """A displacement network that trusts none of its displacements (as it often does on real images)."""
+
+    def forward(self, inputs):
+        shape = (len(inputs), 1, 32, 32)
+        return torch.zeros((len(inputs), 2, 32, 32)), torch.full(shape, -10.0)
+
+
+def test_both_signals_refine_with_the_keypoints_alone_where_no_displacement_is_trusted(scene):
+    stage = AlignmentRefinement(scene["mesh_vqvae"], scene["faces"], None, StageSettings(BOTH, budget_ms=60_000),
+                                SLOW, net=_Unsure(), pose_landmarks=scene["landmarks"])
+    result = refined_frame(stage, scene, [scene["human"]])
+    (human,) = result.humans
+    assert human.refined and result.skipped == {}
+    before = reprojection_px(scene["human"].vertices, scene["truth"])
+    assert reprojection_px(human.vertices, scene["truth"]) < 0.7 * before
+    dense_only = AlignmentRefinement(scene["mesh_vqvae"], scene["faces"], None,
+                                     StageSettings(DENSE, budget_ms=60_000), SLOW, net=_Unsure())
+    assert refined_frame(dense_only, scene, [scene["human"]]).skipped == {"refine_too_few_targets": 1}
+
+
 def test_tracks_learn_a_texture_and_forget_it_when_they_end(scene):
     stage = stage_for(scene, DENSE, RefineSettings(iterations=2, budget_ms=60_000))
     refined_frame(stage, scene, [scene["human"]])

@@ -11,7 +11,7 @@ Per frame, after the temporal stage:
    - `sparse`: the body keypoints the person source found (the landmark model's), at the mesh's pose landmarks
      (`body.pose_landmarks`), weighted by visibility;
    - `both` (the default: it measures better than either alone, `benchmarks/refine.py`): the two sets, each
-     carrying half of the weight;
+     carrying half of the weight, or the one that has any (no confident displacement: the keypoints alone);
 3. `MeshRefiner` from the published mesh (the temporal stage's, kept exactly when nothing improves), held near the
    track's last refined latent (temporal prior) and, with `warm_start`, starting from it (off by default: on the
    tuning sequences starting from the regressed latent gave 1-2 mm less PVE for the same 2D fit);
@@ -234,8 +234,13 @@ class AlignmentRefinement:
 
 def _combined(dense, sparse, num_vertices: int):
     """Dense vertex targets and sparse landmark targets as one set, each signal carrying half of the total weight
-    (the 33 keypoints would otherwise weigh a tenth of a few hundred vertices)."""
+    (the 33 keypoints would otherwise weigh a tenth of a few hundred vertices). A signal without weight (no confident
+    displacement, as on many real images, or no keypoint seen) leaves the other alone, which scaling would zero."""
     (dense_goal, dense_weights, indices), (sparse_goal, sparse_weights, landmarks) = dense, sparse
+    if not dense_weights.sum() > 0:
+        return sparse
+    if not sparse_weights.sum() > 0:
+        return dense
     rows = np.zeros((len(indices), num_vertices))
     rows[np.arange(len(indices)), indices] = 1.0
     scale = dense_weights.sum() / max(sparse_weights.sum(), 1e-9)
