@@ -322,7 +322,9 @@ class RefineConfig(_Section):
     budget_ms: float = _setting(60.0, "Time budget of the stage per frame, shared among its people; people left "
                                       "when it is spent keep their regressed mesh (counted).", "ms", min=1.0,
                                 max=10000.0)
-    learning_rate: float = _setting(0.025, "Adam step size of the optimisation.", min=1e-5, max=10.0)
+    learning_rate: float = _setting(0.025, "Adam step size of the optimisation; people nearer than 200 pixels per "
+                                           "metre (focal / depth) take proportionally smaller steps.", min=1e-5,
+                                    max=10.0)
     robust_px: float = _setting(20.0, "Scale of the robust (Geman-McClure) reprojection error.", "pixels", min=0.1,
                                 max=1000.0)
     latent_weight: float = _setting(0.001, "Weight of the prior that keeps the latent near the regressed one, per "

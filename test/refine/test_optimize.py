@@ -1,6 +1,8 @@
 """Refining a mesh against 2D targets: sparse keypoint targets pull a perturbed person towards the true one, and the
 regressed mesh is kept when the targets are too few or nothing improves."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from vqhps_ros.errors import InputError
 from vqhps_ros.hps.camera import project_points
 from vqhps_ros.models import load_demo_mesh_vqvae
 from vqhps_ros.refine import NOT_IMPROVED, REFINED, TOO_FEW_TARGETS, MeshRefiner, RefineSettings
-from vqhps_ros.refine.optimize import _BestIterate, rotation_from_vector
+from vqhps_ros.refine.optimize import MIN_DEPTH_M, _BestIterate, rotation_from_vector, step_scale
 from vqhps_ros.train.keypoint_data import KeypointNoise, KeypointSampler, KeypointSampling
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
@@ -138,3 +140,27 @@ def test_a_state_started_from_another_mesh_returns_that_mesh_when_nothing_moves(
     np.testing.assert_allclose(kept.vertices, filtered, atol=1e-4)
     moved = refiner.refine(state, exact + 5.0, np.ones(len(indices)), indices, K)
     assert moved.status == REFINED and moved.error_after_px < 0.5 * moved.error_before_px
+
+
+def test_steps_shrink_for_people_nearer_than_those_tuned_on():
+    assert step_scale(K, np.array([0.0, 0.0, 5.0])) == 1.0  # 120 px per metre: as tuned
+    assert step_scale(K, np.array([0.0, 0.0, 3.0])) == 1.0  # 200 px per metre: the nearest tuned on
+    assert step_scale(K, np.array([0.0, 0.0, 0.75])) == pytest.approx(0.25)  # 800 px per metre: quarter steps
+    assert step_scale(K, np.array([0.0, 0.0, -1.0])) == step_scale(K, np.array([0.0, 0.0, MIN_DEPTH_M]))
+
+
+def test_a_close_up_seen_from_the_shoulders_up_is_refined(scene):
+    """A person 1 m from the camera, 1.5 cm and 2 degrees off, with only the face and shoulder keypoints seen, as in
+    the real photographs: steps of a distant person's size threw such meshes off their targets, and the refinement
+    kept the regressed mesh (13 px)."""
+    refiner, truth, _ = scene
+    refiner = MeshRefiner(refiner.mesh_vqvae, RefineSettings(iterations=10, budget_ms=60_000))
+    near = replace(truth, translation=np.array([0.0, 0.5, 1.0]))
+    turn = rotation_from_vector(torch.tensor([0.0, np.radians(2.0), 0.0], dtype=torch.float64)).numpy()
+    guess = replace(near, translation=np.array([0.015, 0.485, 1.0]), rotation=turn @ near.rotation)
+    landmarks = free_body_pose_landmarks().matrix
+    targets = project_points((landmarks @ vertices_of(refiner, near))[None], K)[0]
+    head_and_shoulders = (np.arange(33) < 13).astype(float)
+    result = refiner.refine(guess, targets, head_and_shoulders, landmarks, K)
+    assert result.status == REFINED
+    assert result.error_after_px < 0.3 * result.error_before_px  # 12.9 -> 1.1 px

@@ -17,11 +17,12 @@ targets) or fixed linear combinations of the vertices (a (P, V) matrix: the 33 p
 `body.pose_landmarks` for sparse keypoint targets). Priors: `latent_weight` times the squared distance of the latent
 to the regressed one (per element) and `translation_weight` times the squared change of translation (metres), which
 keep the result near the regression where the targets say little, and `temporal_weight` times the squared distance
-of the latent to the track's previous refined one (smoothness over frames). Adam, `learning_rate`, at most
-`iterations` steps, stopping at the deadline. The result is the iterate of lowest objective, not the last, as Adam's
-last step can overshoot. On the tuning sequences (seed 1, `both`, ten steps) keeping the best iterate took the rate
-then used, 0.05, from 7.54 to 7.39 px (88 % to 92 % of the people refined); with it the default rate is 0.025
-(7.04 px, PVE 93.7 mm; 0.015: 7.12, 0.035: 7.06, 0.08: 8.02).
+of the latent to the track's previous refined one (smoothness over frames). Adam, `learning_rate` (smaller for
+people nearer than those it was tuned on: `step_scale`), at most `iterations` steps, stopping at the deadline. The
+result is the iterate of lowest objective, not the last, as Adam's last step can overshoot. On the tuning sequences
+(seed 1, `both`, ten steps) keeping the best iterate took the rate then used, 0.05, from 7.54 to 7.39 px (people
+refined: 88 -> 92 %); with it the default rate is 0.025 (7.04 px, PVE 93.7 mm; 0.015: 7.12, 0.035: 7.06, 0.08:
+8.02).
 
 The result keeps the regressed mesh when the targets are too few (`min_targets`) or when the refined reprojection
 error is not lower than the regressed one (a diverging or useless refinement): `RefineResult.status` says which.
@@ -40,6 +41,10 @@ import torch
 from ..errors import InputError
 
 REFINED, TOO_FEW_TARGETS, NOT_IMPROVED = "refined", "too_few_targets", "not_improved"
+# The rate was tuned on people covering 90 to 190 pixels per metre (5th to 95th percentile: 5.6 to 2.6 m away at a
+# focal length of 500 px); nearer people take smaller steps (`step_scale`).
+NEAREST_TUNED_PIXELS_PER_METRE = 200.0
+MIN_DEPTH_M = 0.1
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,8 @@ class MeshRefiner:
         variables = [axis_angle, translation] + ([latent] if self.settings.body else [])
         for tensor in variables:
             tensor.requires_grad_(True)
-        optimizer = torch.optim.Adam(variables, lr=self.settings.learning_rate)
+        optimizer = torch.optim.Adam(variables, lr=self.settings.learning_rate * step_scale(intrinsics,
+                                                                                        prior.translation))
         base_rotation = self._tensor(state.rotation)
         fixed_body = None if self.settings.body else prior_body  # without the body, only the placement moves
         deadline = started + (self.settings.budget_ms if budget_ms is None else budget_ms) / 1000.0
@@ -223,6 +229,16 @@ class MeshRefiner:
     def _kept(self, regressed, prior, status, error, started, iterations=0) -> RefineResult:
         return RefineResult(regressed.float().cpu().numpy(), prior, status, error, error, iterations,
                             1000 * (time.perf_counter() - started))
+
+
+def step_scale(intrinsics, translation) -> float:
+    """How much smaller than `learning_rate` a person's steps are: 1 up to NEAREST_TUNED_PIXELS_PER_METRE, then in
+    proportion to the pixels a metre covers there (focal / depth). A step moves the mesh by so many metres, so with
+    the tuned rate a close-up (the real photographs' people cover 470 px per metre at the median, up to 950) was
+    thrown tens of pixels off its targets in one step and kept its regressed mesh."""
+    camera = np.asarray(intrinsics, np.float64)
+    pixels_per_metre = 0.5 * (camera[0, 0] + camera[1, 1]) / max(float(translation[2]), MIN_DEPTH_M)
+    return min(1.0, NEAREST_TUNED_PIXELS_PER_METRE / pixels_per_metre)
 
 
 class _BestIterate:
