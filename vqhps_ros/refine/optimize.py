@@ -232,10 +232,10 @@ class MeshRefiner:
 
 
 def step_scale(intrinsics, translation) -> float:
-    """How much smaller than `learning_rate` a person's steps are: 1 up to NEAREST_TUNED_PIXELS_PER_METRE, then in
-    proportion to the pixels a metre covers there (focal / depth). A step moves the mesh by so many metres, so with
-    the tuned rate a close-up (the real photographs' people cover 470 px per metre at the median, up to 950) was
-    thrown tens of pixels off its targets in one step and kept its regressed mesh."""
+    """The factor on `learning_rate` for a person: 1 while a metre covers at most NEAREST_TUNED_PIXELS_PER_METRE
+    pixels there (focal / depth), nearer that number divided by the pixels a metre covers. A step moves the mesh by
+    so many metres, so with the tuned rate a close-up (the real photographs' people cover 470 px per metre at the
+    median, up to 950) was thrown tens of pixels off its targets in one step and kept its regressed mesh."""
     camera = np.asarray(intrinsics, np.float64)
     pixels_per_metre = 0.5 * (camera[0, 0] + camera[1, 1]) / max(float(translation[2]), MIN_DEPTH_M)
     return min(1.0, NEAREST_TUNED_PIXELS_PER_METRE / pixels_per_metre)
