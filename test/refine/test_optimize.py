@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vqhps_ros.body import free_body_pose_landmarks
+from vqhps_ros.config import EstimatorConfig
 from vqhps_ros.errors import InputError
 from vqhps_ros.hps.camera import project_points
 from vqhps_ros.models import load_demo_mesh_vqvae
@@ -164,3 +165,10 @@ def test_a_close_up_seen_from_the_shoulders_up_is_refined(scene):
     result = refiner.refine(guess, targets, head_and_shoulders, landmarks, K)
     assert result.status == REFINED
     assert result.error_after_px < 0.3 * result.error_before_px  # 12.9 -> 1.1 px
+
+
+def test_the_refiners_defaults_are_the_configurations():
+    defaults, configured = RefineSettings(), EstimatorConfig().refine
+    for name in ("iterations", "learning_rate", "body", "robust_px", "latent_weight", "translation_weight",
+                 "temporal_weight"):
+        assert getattr(defaults, name) == getattr(configured, name), name

@@ -49,7 +49,7 @@ MIN_DEPTH_M = 0.1
 
 @dataclass(frozen=True)
 class RefineSettings:
-    iterations: int = 20
+    iterations: int = 10  # as the configuration's default
     budget_ms: float = 30.0  # per person
     learning_rate: float = 0.025
     body: bool = True  # also move the body's latent, not only its root
