@@ -251,7 +251,7 @@ class _BestIterate:
         self.tensors: tuple[torch.Tensor, ...] = ()
 
     def offer(self, objective: torch.Tensor, *tensors: torch.Tensor) -> None:
-        value = float(objective)
+        value = float(objective.detach())  # a plain read: float() of a tensor that needs grad warns every step
         value = value if math.isfinite(value) else math.inf
         if not self.tensors or value < self.objective:
             self.objective = value
