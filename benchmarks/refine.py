@@ -155,10 +155,11 @@ def measure_variant(frames, variant: str, threads: int, budget_ms: float, extra:
     turned = np.asarray(rows.pop("turned_deg")) >= TURNED_DEG
     summary = {key: round(float(np.mean(values)), 3) for key, values in rows.items()}
     summary.update({key: round(float(values.mean()), 1) for key, values in errors.items()})
-    reprojection = np.asarray(rows["reprojection_px"])
-    summary.update(turned_share=round(float(turned.mean()), 3),
-                   pve_not_turned=round(float(errors["pve"][~turned].mean()), 1) if (~turned).any() else None,
-                   reprojection_not_turned=round(float(reprojection[~turned].mean()), 2) if (~turned).any() else None)
+    def mean_not_turned(values, digits):
+        return round(float(np.asarray(values)[~turned].mean()), digits) if (~turned).any() else None
+
+    summary.update(turned_share=round(float(turned.mean()), 3), pve_not_turned=mean_not_turned(errors["pve"], 1),
+                   reprojection_not_turned=mean_not_turned(rows["reprojection_px"], 2))
     summary.update(matched=len(found), ms_per_person=round(refine_ms / max(people, 1), 1))
     return summary
 
