@@ -321,6 +321,20 @@ def test_mirror_averaging_is_for_the_free_body_and_can_be_turned_off():
     assert mirror_average_from_config(load_config(), smpl) is None
 
 
+def test_the_facing_guard_is_for_the_free_body_and_can_be_turned_off():
+    from vqhps_ros.estimator import facing_guard_from_config
+    from vqhps_ros.humans import MeshTopology
+
+    free_body = MeshTopology("free_body_1229", 1229, np.zeros((1, 3), np.int64), "h36m_17", ("pelvis", "left_hip",
+                             "right_hip"), 54, 512)
+    guard = facing_guard_from_config(load_config(overrides=["temporal.facing_hold=0.5"]), free_body)
+    assert guard.vertex_twins.shape == (1229,) and list(guard.joint_partners) == [0, 2, 1]
+    assert guard.settings.hold == 0.5 and guard.settings.min_change == 0.1
+    assert facing_guard_from_config(load_config(overrides=["temporal.facing_guard=false"]), free_body) is None
+    smpl = replace(free_body, topology_id="smpl_6890", num_vertices=6890)
+    assert facing_guard_from_config(load_config(), smpl) is None
+
+
 def symmetric_person(image_size=(480, 640)) -> Detection:
     """A person seen from the front whose keypoints are exactly mirror-symmetric about the box's centre line."""
     from vqhps_ros.body import free_body_pose_landmarks, load_free_body_data

@@ -298,6 +298,15 @@ class TemporalConfig(_Section):
                                          "consecutive frames (1 = at once).", "frames", min=1, max=30)
     token_switch_confidence: float = _setting(0.9, "A published token also changes at once when the new argmax "
                                                    "token's probability is at least this.", min=0.0, max=1.0)
+    facing_guard: bool = _setting(True, "Keep each track's facing: a person's body reflected in depth (seen from the "
+                                        "back but read as seen from the front, left and right swapped) is taken as "
+                                        "that reflection, until the image insists for facing_hold seconds. Needs the "
+                                        "free body's mesh.")
+    facing_min_change: float = _setting(0.1, "The facing guard looks at a measurement only when its vertices lie "
+                                             "this far from the track's on average (translation left out).",
+                                        "metres", min=0.001, max=10.0)
+    facing_hold: float = _setting(1.0, "A track turns to the reflected facing once its measurements were reflections "
+                                       "this long in a row.", "seconds", min=0.0, max=3600.0)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from .humans import (
 from .model_inputs import CropInputs, KeypointInputs
 from .persons import DetectionFilter, PersonSource, person_source_from_config
 from .runtime.signatures import KEYPOINTS
-from .temporal import TemporalTracker
+from .temporal import FacingGuard, FacingSettings, TemporalTracker
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,9 @@ class Estimator:
         except BaseException:
             loaded.engine.deactivate()
             raise
-        temporal = TemporalTracker.from_config(config) if config.temporal.enabled else PassThrough()
+        temporal = PassThrough()
+        if config.temporal.enabled:
+            temporal = TemporalTracker.from_config(config, facing_guard_from_config(config, loaded.topology))
         keypoint_model = reads_keypoints(loaded.engine)
         inputs = keypoint_inputs_from_config(config, person_source) if keypoint_model else CropInputs()
         topology = with_keypoint_set(loaded.topology, config.persons.source, keypoint_model)
@@ -271,15 +273,36 @@ def mirror_average_from_config(config, topology: MeshTopology) -> MirrorAverage 
     shape is mirror-symmetric); otherwise None, said once in the log."""
     if not config.model.mirror_average:
         return None
+    twins = free_body_twins(topology, "model.mirror_average")
+    if twins is None:
+        return None
+    joints = mirrored_names(topology.joint_names) if topology.joint_names else None
+    return MirrorAverage(twins, mirrored_names(POSE_LANDMARK_NAMES), joints)
+
+
+def facing_guard_from_config(config, topology: MeshTopology) -> FacingGuard | None:
+    """`temporal.facing_guard`: the guard when the mesh is the free body's; otherwise None, said once in the log."""
+    settings = config.temporal
+    if not settings.facing_guard:
+        return None
+    twins = free_body_twins(topology, "temporal.facing_guard")
+    if twins is None:
+        return None
+    joints = mirrored_names(topology.joint_names) if topology.joint_names else None
+    return FacingGuard(twins, joints, FacingSettings(settings.facing_min_change, settings.facing_hold))
+
+
+def free_body_twins(topology: MeshTopology, key: str) -> np.ndarray | None:
+    """(V,) each vertex's mirror twin when the topology is the free body's (whose rest shape is mirror-symmetric);
+    otherwise None, said in the log for the setting `key`."""
     from .body import load_free_body_data
 
     rest = load_free_body_data().v_template
     if topology.num_vertices != len(rest):
-        logger.info("model.mirror_average: off for the mesh %r (%d vertices), which is not the free body's (%d)",
+        logger.info("%s: off for the mesh %r (%d vertices), which is not the free body's (%d)", key,
                     topology.topology_id, topology.num_vertices, len(rest))
         return None
-    joints = mirrored_names(topology.joint_names) if topology.joint_names else None
-    return MirrorAverage(vertex_mirror(rest), mirrored_names(POSE_LANDMARK_NAMES), joints)
+    return vertex_mirror(rest)
 
 
 def alignment_refinement_from_config(config, loaded):

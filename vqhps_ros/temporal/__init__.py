@@ -1,10 +1,12 @@
-"""The temporal stage: track ids, predicted boxes for missed people, One-Euro filters, token hysteresis.
+"""The temporal stage: track ids, predicted boxes for missed people, facing continuity, One-Euro filters, token
+hysteresis.
 
 Causal (each output depends on the current and past frames only) and cheap (well under a millisecond per person).
 Imports numpy and scipy only. `TemporalTracker` is what the estimator runs when `temporal.enabled` is true.
 """
 
 from .association import MotionModel, assign, association_cost, box_iou_matrix
+from .facing import FacingGuard, FacingSettings, depth_reflection
 from .filters import (
     BodyFilter,
     OneEuroFilter,
@@ -19,6 +21,8 @@ from .tracker import TemporalTracker, Track
 
 __all__ = [
     "BodyFilter",
+    "FacingGuard",
+    "FacingSettings",
     "MotionModel",
     "OneEuroFilter",
     "RotationOneEuroFilter",
@@ -28,6 +32,7 @@ __all__ = [
     "assign",
     "association_cost",
     "box_iou_matrix",
+    "depth_reflection",
     "project_to_rotation",
     "rotation_exp",
     "rotation_log",

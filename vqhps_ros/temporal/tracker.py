@@ -40,6 +40,7 @@ import numpy as np
 from ..humans import Detection, Frame, FrameResult, Human, root_position
 from ..persons import visible_box_size
 from .association import MotionModel, assign, association_cost, box_state, state_box
+from .facing import FacingGuard
 from .filters import BodyFilter, OneEuroFilter, RotationOneEuroFilter, rotation_exp, rotation_log
 from .tokens import TokenHysteresis
 
@@ -80,9 +81,12 @@ def _to_body_frame(points, translation: np.ndarray, rotation: np.ndarray) -> np.
 class Track:
     """One person over time: identity, motion models, filters and the last published state."""
 
-    def __init__(self, track_id: str, human: Human, stamp_ns: int, settings):
+    def __init__(self, track_id: str, human: Human, stamp_ns: int, settings, facing: FacingGuard | None = None):
         self.id = track_id
         self.settings = settings
+        self.facing = facing
+        self.reflected_since_ns: int | None = None  # first of the reflected measurements in a row
+        self.reflected = False  # whether the last measurement was taken as reflected (`facing`)
         self.hits = 1
         self.confirmed = settings.confirm_hits <= 1
         self.misses = 0  # consecutive frames without a detection
@@ -130,6 +134,7 @@ class Track:
     def missed(self) -> None:
         self.misses += 1
         self.hits = 0
+        self.reflected = False
 
     def filter(self, human: Human, stamp_ns: int, measurement: _Body | None = None) -> _Body:
         """Filter a measurement (`human`'s body unless given) taken at `stamp_ns`; returns the filtered body. The
@@ -139,7 +144,7 @@ class Track:
         if self.state is None or dt_s > self.settings.reinit_gap:
             for each in (self.translation_filter, self.rotation_filter, self.body_filter, self.tokens):
                 each.reset()
-        body = measurement or _Body.of(human)
+        body = measurement or self.measured(human, stamp_ns)
         translation = self.translation_filter(body.translation, dt_s)
         rotation = self.rotation_filter(body.rotation, dt_s)
         vertices, joints = self.body_filter(body.vertices, body.joints, dt_s)
@@ -149,9 +154,33 @@ class Track:
         self.last_update_ns = stamp_ns
         return self.state
 
-    def blended(self, human: Human, stamp_ns: int, weight: float) -> _Body:
-        """`human`'s body moved `weight` of the way from the track's prediction (a measurement it trusts less)."""
+    def measured(self, human: Human, stamp_ns: int, may_turn: bool = True) -> _Body:
+        """`human`'s body, or its reflection in depth when the facing guard takes it as reflected (see `facing`:
+        after `hold` seconds of those in a row, the measurement as it is, the orientation and body filters restarted
+        from it, unless not `may_turn`)."""
         body = _Body.of(human)
+        self.reflected = False
+        dt_s = (stamp_ns - self.last_update_ns) / NS_PER_S
+        reflection = None
+        if self.facing is not None and self.state is not None and dt_s <= self.settings.reinit_gap:
+            reflection = self.facing.nearer_reflection(body, self.state)
+        if reflection is None:
+            self.reflected_since_ns = None
+            return body
+        if self.reflected_since_ns is None:
+            self.reflected_since_ns = stamp_ns
+        if not may_turn or (stamp_ns - self.reflected_since_ns) / NS_PER_S < self.facing.settings.hold:
+            self.reflected = True
+            return reflection
+        self.reflected_since_ns = None  # the person does face this way: the track turns
+        self.rotation_filter.reset()
+        self.body_filter.reset()
+        return body
+
+    def blended(self, human: Human, stamp_ns: int, weight: float) -> _Body:
+        """`human`'s body moved `weight` of the way from the track's prediction (a measurement it trusts less, which
+        does not turn the track: see `measured`)."""
+        body = self.measured(human, stamp_ns, may_turn=False)
         predicted = self.predicted_translation(stamp_ns)
         step = rotation_log(self.state.rotation.T @ body.rotation)
         joints = None
@@ -168,8 +197,9 @@ class TemporalTracker:
     """The temporal stage (see the module docstring). settings: a `config.TemporalConfig`; max_persons and
     min_box_size: the persons section's budget per frame and smallest box (predicted boxes follow them too)."""
 
-    def __init__(self, settings, max_persons: int = 8, min_box_size: float = 16.0):
+    def __init__(self, settings, max_persons: int = 8, min_box_size: float = 16.0, facing: FacingGuard | None = None):
         self.settings = settings
+        self.facing = facing
         self.max_persons = int(max_persons)
         self.min_box_size = float(min_box_size)
         self.tracks: list[Track] = []
@@ -180,9 +210,10 @@ class TemporalTracker:
         self._predicted: dict[int, str] = {}  # index among the persons returned -> track id
 
     @classmethod
-    def from_config(cls, config) -> TemporalTracker:
-        """From an `EstimatorConfig` (its temporal and persons sections)."""
-        return cls(config.temporal, config.persons.max_persons, config.persons.min_box_size)
+    def from_config(cls, config, facing: FacingGuard | None = None) -> TemporalTracker:
+        """From an `EstimatorConfig` (its temporal and persons sections); `facing`: the guard for the model's mesh
+        (`facing.FacingGuard`), or None."""
+        return cls(config.temporal, config.persons.max_persons, config.persons.min_box_size, facing)
 
     def reset(self) -> None:
         """Forget every track (ids keep counting, so an id is never given to two people)."""
@@ -257,6 +288,9 @@ class TemporalTracker:
             coast = self._coast(track, predicted.get(track.id), stamp, result.image_size)
             if coast is not None:
                 published.append(coast)
+        for track in self.tracks:
+            if track.last_update_ns == stamp and track.reflected:
+                skipped["facing_reflected"] += 1
         self._end_tracks(stamp)
         self._predicted = {}
         self._frame_stamp_ns = None
@@ -297,7 +331,7 @@ class TemporalTracker:
         if len(self.tracks) >= self.settings.max_tracks:
             skipped["over_max_tracks"] += 1
             return None
-        track = Track(str(next(self._ids)), human, stamp, self.settings)
+        track = Track(str(next(self._ids)), human, stamp, self.settings, self.facing)
         self.tracks.append(track)
         return track
 
