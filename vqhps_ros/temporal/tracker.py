@@ -21,7 +21,8 @@ orientation with the SO(3) One-Euro filter, and the body in its own frame (verti
 rotation and translation removed) with one shared cutoff; translation and body with `filter_order` sections. The
 mesh is put back together from the three and re-projected with the frame's intrinsics. Tokens pass through
 `TokenHysteresis`. A track updated after more than `reinit_gap` seconds restarts its filters from the new
-measurement.
+measurement. Before filtering, the facing guard (`facing.FacingGuard`, when given) replaces a measurement that is
+the track's body reflected in depth by its reflection (`skipped["facing_reflected"]`).
 
 Everything is bounded: at most `max_tracks` tracks of fixed-size state, at most `persons.max_persons` persons
 per frame in the assignment (the rest counted in `skipped["over_max_persons"]`).
