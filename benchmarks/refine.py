@@ -5,7 +5,8 @@
   was trained on pairs of seeds 200 and 210 (scenes) and checked on 201 and 211, the stage's settings were chosen on
   sequences of seed 1; the default seeds are none of these. Persons come from the simulated detector of `temporal.py`
   (misses, jittered boxes, false positives) as detections; the estimator runs the bundled default model (ONNX Runtime)
-  with the temporal stage on, once per variant: `regressed` (refinement off), `dense` (displacement network, texture),
+  with the temporal stage on, once per variant: `regressed` (refinement off), `regressed_no_facing_guard` (the same
+  without the temporal stage's facing guard, `temporal.facing_guard`), `dense` (displacement network, texture),
   `dense_no_texture`, `sparse` (the landmark model's keypoints on each box), `both` (the default). Each published
   person is matched to the true person whose box overlaps its box most (IoU >= 0.5). Per variant, over the matched
   persons: mean vertex reprojection error (pixels, every vertex, against the true mesh's projection), silhouette IoU
@@ -59,6 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 HELD_OUT_SEEDS = (100, 101)
 TUNING_SEEDS = (1,)
 VARIANTS = {
+    "regressed_no_facing_guard": ["refine.enabled=false", "temporal.facing_guard=false"],
     "regressed": ["refine.enabled=false"],
     "dense": ["refine.enabled=true", "refine.signal=dense", "refine.texture=true"],
     "dense_no_texture": ["refine.enabled=true", "refine.signal=dense", "refine.texture=false"],
@@ -195,8 +197,9 @@ def table(report: dict) -> str:
     for name, row in report["synthetic"]["variants"].items():
         lines.append(f"| {name} | {row['reprojection_px']:.2f} | {row['silhouette_iou']:.3f} | {row['mpjpe']:.1f} | "
                      f"{row['pve']:.1f} | {row['pa_pve']:.1f} | {row['position_mm']:.0f} | "
-                     f"{100 * row['turned_share']:.0f} % | {row['reprojection_not_turned']} | "
-                     f"{row['pve_not_turned']} | {100 * row['refined']:.0f} % | {row['ms_per_person']:.1f} |")
+                     f"{100 * row['turned_share']:.0f} % | {_figure(row['reprojection_not_turned'], 2)} | "
+                     f"{_figure(row['pve_not_turned'], 1)} | {100 * row['refined']:.0f} % | "
+                     f"{row['ms_per_person']:.1f} |")
     if "photos" not in report:
         return "\n".join(lines) + "\n"
     lines += ["", "Real photographs (silhouette IoU against the independent person mask):", "",
@@ -204,6 +207,11 @@ def table(report: dict) -> str:
     for name, row in report["photos"].items():
         lines.append(f"| {name} | {row['people']} | {100 * row['refined_share']:.0f} % | {row['silhouette_iou']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _figure(value, digits: int) -> str:
+    """A table cell: the value with `digits` decimals, or "-" when there is none (no person of the kind)."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> int:
