@@ -1,8 +1,8 @@
 """The temporal stage: track ids, predicted boxes for missed people, facing continuity, One-Euro filters, token
 hysteresis.
 
-Causal (each output depends on the current and past frames only) and cheap (well under a millisecond per person).
-Imports numpy and scipy only. `TemporalTracker` is what the estimator runs when `temporal.enabled` is true.
+Causal (each output depends on the current and past frames only) and cheap (about a millisecond per person on a
+CPU). Imports numpy and scipy only. `TemporalTracker` is what the estimator runs when `temporal.enabled` is true.
 """
 
 from .association import MotionModel, assign, association_cost, box_iou_matrix
