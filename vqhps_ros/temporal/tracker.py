@@ -87,7 +87,7 @@ class Track:
         self.settings = settings
         self.facing = facing
         self.reflected_since_ns: int | None = None  # first of the reflected measurements in a row
-        self.reflected = False  # whether the last measurement was taken as reflected (`facing`)
+        self.reflected = False  # whether the last measurement (at last_update_ns) was taken as reflected (`facing`)
         self.hits = 1
         self.confirmed = settings.confirm_hits <= 1
         self.misses = 0  # consecutive frames without a detection
@@ -135,7 +135,6 @@ class Track:
     def missed(self) -> None:
         self.misses += 1
         self.hits = 0
-        self.reflected = False
 
     def filter(self, human: Human, stamp_ns: int, measurement: _Body | None = None) -> _Body:
         """Filter a measurement (`human`'s body unless given) taken at `stamp_ns`; returns the filtered body. The
