@@ -273,11 +273,8 @@ def mirror_average_from_config(config, topology: MeshTopology) -> MirrorAverage 
     shape is mirror-symmetric); otherwise None, said once in the log."""
     if not config.model.mirror_average:
         return None
-    twins = free_body_twins(topology, "model.mirror_average")
-    if twins is None:
-        return None
-    joints = mirrored_names(topology.joint_names) if topology.joint_names else None
-    return MirrorAverage(twins, mirrored_names(POSE_LANDMARK_NAMES), joints)
+    mirror = free_body_mirror(topology, "model.mirror_average")
+    return None if mirror is None else MirrorAverage(mirror[0], mirrored_names(POSE_LANDMARK_NAMES), mirror[1])
 
 
 def facing_guard_from_config(config, topology: MeshTopology) -> FacingGuard | None:
@@ -285,16 +282,15 @@ def facing_guard_from_config(config, topology: MeshTopology) -> FacingGuard | No
     settings = config.temporal
     if not settings.facing_guard:
         return None
-    twins = free_body_twins(topology, "temporal.facing_guard")
-    if twins is None:
-        return None
-    joints = mirrored_names(topology.joint_names) if topology.joint_names else None
-    return FacingGuard(twins, joints, FacingSettings(settings.facing_min_change, settings.facing_hold))
+    mirror = free_body_mirror(topology, "temporal.facing_guard")
+    return None if mirror is None else FacingGuard(*mirror, FacingSettings(settings.facing_min_change,
+                                                                           settings.facing_hold))
 
 
-def free_body_twins(topology: MeshTopology, key: str) -> np.ndarray | None:
-    """(V,) each vertex's mirror twin when the topology is the free body's (whose rest shape is mirror-symmetric);
-    otherwise None, said in the log for the setting `key`."""
+def free_body_mirror(topology: MeshTopology, key: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(each vertex's mirror twin (V,), each joint's left/right partner (J,) or None without named joints) when the
+    topology is the free body's (whose rest shape is mirror-symmetric); otherwise None, said in the log for the
+    setting `key`."""
     from .body import load_free_body_data
 
     rest = load_free_body_data().v_template
@@ -302,7 +298,7 @@ def free_body_twins(topology: MeshTopology, key: str) -> np.ndarray | None:
         logger.info("%s: off for the mesh %r (%d vertices), which is not the free body's (%d)", key,
                     topology.topology_id, topology.num_vertices, len(rest))
         return None
-    return vertex_mirror(rest)
+    return vertex_mirror(rest), mirrored_names(topology.joint_names) if topology.joint_names else None
 
 
 def alignment_refinement_from_config(config, loaded):
