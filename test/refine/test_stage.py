@@ -122,18 +122,31 @@ def test_what_cannot_be_refined_is_kept_and_counted(scene):
     assert result.skipped == {"refine_over_budget": 2} and not any(h.refined for h in result.humans)
 
 
-def test_a_diverging_field_keeps_the_regressed_mesh(scene):
-    class Wild(torch.nn.Module):  # displacements of hundreds of pixels, in every direction, with full confidence
-        def forward(self, inputs):
-            generator = torch.Generator().manual_seed(0)
-            flow = 300.0 * torch.randn((len(inputs), 2, 32, 32), generator=generator)
-            return flow, torch.full((len(inputs), 1, 32, 32), 10.0)
+class _Wild(torch.nn.Module):
+    """A displacement network gone wild: hundreds of pixels, in every direction, with full confidence."""
 
+    def forward(self, inputs):
+        generator = torch.Generator().manual_seed(0)
+        flow = 300.0 * torch.randn((len(inputs), 2, 32, 32), generator=generator)
+        return flow, torch.full((len(inputs), 1, 32, 32), 10.0)
+
+
+def test_a_diverging_field_keeps_the_regressed_mesh(scene):
     stage = AlignmentRefinement(scene["mesh_vqvae"], scene["faces"], None, StageSettings(DENSE, budget_ms=60_000),
-                                SLOW, net=Wild())
+                                SLOW, net=_Wild())
     result = refined_frame(stage, scene, [scene["human"]])
     assert result.skipped == {"refine_diverged_field": 1} and not result.humans[0].refined
     np.testing.assert_array_equal(result.humans[0].vertices, scene["human"].vertices)
+
+
+def test_both_signals_count_a_dropped_signal_only_when_the_person_has_neither(scene):
+    stage = AlignmentRefinement(scene["mesh_vqvae"], scene["faces"], None, StageSettings(BOTH, budget_ms=60_000),
+                                SLOW, net=_Wild(), pose_landmarks=scene["landmarks"])
+    result = refined_frame(stage, scene, [scene["human"]])
+    assert result.humans[0].refined and result.skipped == {}  # fitted to its keypoints alone
+    result = refined_frame(stage, scene, [_with(scene["human"], keypoints=None)])
+    assert not result.humans[0].refined
+    assert result.skipped == {"refine_diverged_field": 1, "refine_no_keypoints": 1}
 
 
 class _Unsure(torch.nn.Module):

@@ -11,7 +11,8 @@ Per frame, after the temporal stage:
    - `sparse`: the body keypoints the person source found (the landmark model's), at the mesh's pose landmarks
      (`body.pose_landmarks`), weighted by visibility;
    - `both` (the default: it measures better than either alone, `benchmarks/refine.py`): the two sets, each
-     carrying half of the weight, or the one that has any (no confident displacement: the keypoints alone);
+     carrying half of the weight, or the one that has any (no confident displacement: the keypoints alone; a
+     signal dropped this way is not counted, as the person is still refined);
 3. `MeshRefiner` from the published mesh (the temporal stage's, kept exactly when nothing improves), held near the
    track's last refined latent (temporal prior) and, with `warm_start`, starting from it (off by default: on the
    tuning sequences starting from the regressed latent gave 1-2 mm less PVE for the same 2D fit);
@@ -159,8 +160,12 @@ class AlignmentRefinement:
             return self._sparse_targets(frame, human, skipped)
         if signal == DENSE:
             return self._dense_targets(frame, human, seen, memory, skipped)
-        dense = self._dense_targets(frame, human, seen, memory, skipped)
-        sparse = self._sparse_targets(frame, human, skipped)
+        dropped = Counter()  # why a signal has no targets: counted only when the person has none of either
+        dense = self._dense_targets(frame, human, seen, memory, dropped)
+        sparse = self._sparse_targets(frame, human, dropped)
+        if dense is None and sparse is None:
+            skipped.update(dropped)
+            return None
         if dense is None or sparse is None:
             return dense or sparse
         return _combined(dense, sparse, len(human.vertices))
