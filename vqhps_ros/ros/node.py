@@ -4,7 +4,8 @@ Life cycle (rclpy.lifecycle, the same API on Humble and Jazzy):
 - configure: parameters (declared from the one config schema) are validated; the engine is built and warmed up;
   publishers are created. A bad parameter or an engine that cannot start fails the transition with the reason.
 - activate: the mesh topology is published (transient local), subscriptions and the inference thread start.
-- deactivate: subscriptions go, the thread is joined; cleanup / shutdown also release the engine.
+- deactivate: subscriptions go, the thread is joined; cleanup / shutdown also release the engine. SIGINT ends the
+  process the way shutdown does (`EstimatorNode.release`).
 
 Inputs (renamed by remapping): `image` or `image/compressed` (`inputs.compressed`), `camera_info`, and `detections`
 (`inputs.use_detections`), paired by stamp in the package's `FrameAssembler`. Callbacks only pair messages and put
@@ -115,10 +116,16 @@ class EstimatorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        """What the shutdown transition does, also for a process that ends without it (SIGINT): inputs stopped, the
+        inference thread joined, publishers destroyed, the engine released. An inference thread still inside the
+        engine when the interpreter exits aborts the process ("terminate called without an active exception")."""
         self._stop_inputs()
         self._destroy_publishers()
         self._release_engine()
-        return TransitionCallbackReturn.SUCCESS
 
     def _forget_fixed_parameters(self, parameters) -> SetParametersResult:
         for parameter in parameters:
@@ -320,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        node.release()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
