@@ -110,9 +110,7 @@ class EstimatorNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_inputs()
-        self._destroy_publishers()
-        self._release_engine()
+        self.release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -120,9 +118,10 @@ class EstimatorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        """What the shutdown transition does, also for a process that ends without it (SIGINT): inputs stopped, the
-        inference thread joined, publishers destroyed, the engine released. An inference thread still inside the
-        engine when the interpreter exits aborts the process ("terminate called without an active exception")."""
+        """What the cleanup and shutdown transitions do, also for a process that ends without them (SIGINT): inputs
+        stopped, the inference thread joined, publishers destroyed, the engine released. An inference thread still
+        inside the engine when the interpreter exits aborts the process ("terminate called without an active
+        exception")."""
         self._stop_inputs()
         self._destroy_publishers()
         self._release_engine()
