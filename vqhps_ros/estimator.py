@@ -18,6 +18,7 @@ behind the camera) is dropped and counted, never published.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -291,14 +292,23 @@ def free_body_mirror(topology: MeshTopology, key: str) -> tuple[np.ndarray, np.n
     """(each vertex's mirror twin (V,), each joint's left/right partner (J,) or None without named joints) when the
     topology is the free body's (whose rest shape is mirror-symmetric); otherwise None, said in the log for the
     setting `key`."""
+    twins = _free_body_vertex_twins()
+    if topology.num_vertices != len(twins):
+        logger.info("%s: off for the mesh %r (%d vertices), which is not the free body's (%d)", key,
+                    topology.topology_id, topology.num_vertices, len(twins))
+        return None
+    return twins, mirrored_names(topology.joint_names) if topology.joint_names else None
+
+
+@functools.cache
+def _free_body_vertex_twins() -> np.ndarray:
+    """(V,) the free body's vertex twins, read-only: read from its file once per process, as mirror averaging and the
+    facing guard both ask at start-up."""
     from .body import load_free_body_data
 
-    rest = load_free_body_data().v_template
-    if topology.num_vertices != len(rest):
-        logger.info("%s: off for the mesh %r (%d vertices), which is not the free body's (%d)", key,
-                    topology.topology_id, topology.num_vertices, len(rest))
-        return None
-    return vertex_mirror(rest), mirrored_names(topology.joint_names) if topology.joint_names else None
+    twins = vertex_mirror(load_free_body_data().v_template)
+    twins.setflags(write=False)
+    return twins
 
 
 def alignment_refinement_from_config(config, loaded):
