@@ -285,6 +285,24 @@ def test_the_refinement_stage_refines_the_published_people_and_flags_them(tmp_pa
     assert flags == [human.refined for human in published.humans] and any(flags)
 
 
+def test_the_refinement_uses_the_model_the_engine_was_loaded_from(tmp_path, monkeypatch):
+    import vqhps_ros.hps as hps
+
+    reads = Counter()
+    read_model = hps.load_model
+
+    def counted(path, *args, **kwargs):
+        reads[str(path)] += 1
+        return read_model(path, *args, **kwargs)
+
+    monkeypatch.setattr(hps, "load_model", counted)
+    config = load_config(overrides=["refine.enabled=true", "refine.signal=sparse", "model.threads=1",
+                                    f"model.engine_cache_dir={tmp_path}"])
+    with Estimator.from_config(config) as estimator:
+        assert estimator.refinement is not None
+    assert list(reads.values()) == [1]  # the model file is read once, not again for the refinement
+
+
 def test_the_refinement_needs_the_model_file(tmp_path):
     from vqhps_ros.config import ConfigError
     from vqhps_ros.models import load_image_model

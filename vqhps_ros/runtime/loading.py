@@ -34,6 +34,7 @@ class LoadedModel:
     engine: object  # an active runtime Engine
     topology: MeshTopology
     source: Path  # the model file or graph that runs
+    model: object | None = None  # the VQHPS read from a model file (None for a graph), for the stages that need it
 
 
 BUNDLED_PREFIX = "bundled:"
@@ -65,7 +66,7 @@ def load_engine(model_config) -> LoadedModel:
     if model_config.backend in ("auto", "onnxruntime", "tensorrt") and _onnx_available():
         onnx_path = exported_graph(model, source, cache_dir or default_cache_dir())
     engine = create_engine(model_config.backend, onnx_path=onnx_path, model=model, **options)
-    return LoadedModel(engine, model_topology(model), source)
+    return LoadedModel(engine, model_topology(model), source, model)
 
 
 def resolve_model_path(path: str) -> Path:
