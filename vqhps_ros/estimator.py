@@ -313,19 +313,17 @@ def _free_body_vertex_twins() -> np.ndarray:
 
 def alignment_refinement_from_config(config, loaded):
     """The alignment refinement of section `refine` for the loaded model (`runtime.LoadedModel`): it needs the model
-    file, whose Mesh-VQ-VAE decoder and joint regressor it runs in PyTorch (the module `load_engine` read, not a
-    second read of the file: an engine that runs it in PyTorch copies it before it changes its device or precision)."""
+    file, whose Mesh-VQ-VAE decoder and joint regressor it runs in PyTorch: the module `load_engine` read (an engine
+    that runs it in PyTorch copies it before it changes its device or precision)."""
     from .config import ConfigError
-    from .hps import load_model
     from .models import bundled_displacement_net_path
     from .refine import AlignmentRefinement, RefineSettings, StageSettings, load_displacement_net
 
     settings = config.refine
-    if loaded.source.suffix == ".onnx":
+    if loaded.model is None:  # a graph carries no PyTorch module
         raise ConfigError(f"refine.enabled needs a model file (.pt), whose Mesh-VQ-VAE decoder the refinement runs "
                           f"in PyTorch; model.path is the graph {loaded.source}")
-    model = loaded.model if loaded.model is not None else load_model(loaded.source)
-    model = model.to(_torch_device(config.model.device))
+    model = loaded.model.to(_torch_device(config.model.device))
     net = landmarks = None
     if settings.signal in ("dense", "both"):
         net = load_displacement_net(settings.displacement_net or bundled_displacement_net_path())
